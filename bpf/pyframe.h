@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What the BPF frame walker needs to know about one CPython interpreter, and
+ * what it records per frame. Shared by bpf/*.bpf.c and user/tracer/.
+ *
+ * The walker finds the calling thread's own PyThreadState the way tracemalloc
+ * does (PyGILState_GetThisThreadState = pthread_getspecific(autoTSSkey)), by
+ * reading glibc's thread-specific-data array from the thread pointer (fsbase),
+ * then follows the frame chain of that thread state, skipping the frames that
+ * tracemalloc skips, and records (code object, instruction offset) pairs.
+ * Line numbers are decoded in user space from the code object's line table.
+ */
+#ifndef TMBPF_PYFRAME_H
+#define TMBPF_PYFRAME_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* How a version chains its frames. */
+enum py_frame_layout {
+	PY_LAYOUT_FRAMEOBJ_38 = 1,      /* 3.8, 3.9: PyFrameObject, f_lasti in bytes, f_trace rule */
+	PY_LAYOUT_FRAMEOBJ_310 = 2,     /* 3.10: PyFrameObject, f_lasti in code units, f_lineno rule */
+	PY_LAYOUT_INTERP_311 = 3,       /* 3.11: tstate->cframe->current_frame, _PyInterpreterFrame */
+	PY_LAYOUT_INTERP_312 = 4,       /* 3.12: same chain, C-stack shim frames (owner 3) */
+	PY_LAYOUT_INTERP_313 = 5,       /* 3.13: tstate->current_frame, f_executable may be None */
+};
+
+#define PY_OWNED_BY_GENERATOR 1
+#define PY_OWNED_BY_CSTACK 3
+
+/* Byte offsets; all verified per version (see user/tracer/pyoffsets.c). */
+struct py_offsets {
+	__u32 py_version;               /* PY_VERSION_HEX >> 8, e.g. 0x030b02 for 3.11.2 */
+	__u32 layout;                   /* enum py_frame_layout */
+	/* _PyRuntime.autoTSSkey: Py_tss_t { int _is_initialized; unsigned _key; } */
+	__u32 rt_tss_initialized;
+	__u32 rt_tss_key;
+	/* PyThreadState */
+	__u32 ts_frame;                 /* <=3.10 frame, 3.11/3.12 cframe, 3.13 current_frame */
+	__u32 cframe_current_frame;     /* 3.11/3.12: _PyCFrame.current_frame */
+	/* PyFrameObject (<=3.10) or _PyInterpreterFrame (3.11+) */
+	__u32 f_back;                   /* f_back / previous */
+	__u32 f_code;                   /* f_code / f_executable */
+	__u32 f_lasti;                  /* <=3.10: int f_lasti; 3.11+: prev_instr / instr_ptr */
+	__u32 f_trace;                  /* 3.8/3.9: f_trace */
+	__u32 f_lineno;                 /* <=3.10: f_lineno */
+	__u32 f_owner;                  /* 3.11+: owner (char) */
+	/* PyCodeObject (3.11+) */
+	__u32 co_firsttraceable;
+	__u32 co_code_adaptive;
+	/* glibc: struct pthread offsets from the thread pointer (fsbase) */
+	__u32 tsd_first_block;          /* specific_1stblock[0] (keys 0..31, 16 B each) */
+	__u32 tsd_second_level;         /* specific[] (pointers to blocks of 32 keys) */
+};
+
+/* Per-process state the BPF programs keep (map "procs", keyed by tgid). */
+struct py_proc {
+	struct py_offsets off;
+	__u64 runtime_vaddr;            /* link-time address of _PyRuntime in its module */
+	__s64 bias;                     /* load bias of that module; valid if bias_known */
+	__u32 bias_known;
+	__u32 tss_key;                  /* pthread key of autoTSSkey; valid if tss_key_known */
+	__u32 tss_key_known;
+	__u32 flags;                    /* PY_PROC_* */
+};
+
+#define PY_PROC_FINALIZING (1u << 0)   /* Py_FinalizeEx entered: snapshot frozen */
+
+/* One recorded frame. */
+#define PYF_LINENO (1u << 0)            /* addr is a line number (<=3.10 tracing override) */
+#define PYF_NONE   (1u << 1)            /* no usable code object: ("<unknown>", 0) */
+
+struct py_frame {
+	__u64 code;                     /* PyCodeObject* in the target */
+	__s32 addr;                     /* byte offset for PyCode_Addr2Line, or a line (PYF_LINENO) */
+	__u32 flags;
+};
+
+#define PY_MAX_NFRAME 256               /* frames stored per traceback (--nframe) */
+#define PY_DEFAULT_MAX_WALK 1024        /* frames walked to count total_nframe */
+
+#endif /* TMBPF_PYFRAME_H */
