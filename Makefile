@@ -14,6 +14,7 @@
 CC        ?= cc
 CLANG     ?= clang
 BPFTOOL   ?= bpftool
+LLVM_STRIP ?= llvm-strip
 ARCH      := x86
 BUILD     := build
 Q         ?= @
@@ -29,7 +30,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 BPF_SRC   := $(wildcard bpf/*.bpf.c)
 BPF_OBJ   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
 BPF_SKEL  := $(patsubst bpf/%.bpf.c,$(BUILD)/skel/%.skel.h,$(BPF_SRC))
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	-Wno-unused-parameter -Wno-missing-field-initializers \
 	-Ivmlinux/$(ARCH) -Ibpf -I/usr/include/$(shell uname -m)-linux-gnu
 
@@ -46,6 +47,7 @@ obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
 .PHONY: all test test-unit test-tracer fuzz fuzz-build setup clean vmlinux bench
 .DEFAULT_GOAL := all
+.SECONDARY: $(BPF_OBJ)
 
 all: $(BUILD)/tmbpf
 
@@ -56,6 +58,7 @@ setup:
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux/$(ARCH)/vmlinux.h
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@ # keep BTF, drop DWARF: the skeleton embeds the object
 
 $(BUILD)/skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)mkdir -p $(@D)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * What the BPF frame walker needs to know about one CPython interpreter, and
- * what it records per frame. Shared by bpf/*.bpf.c and user/tracer/.
+ * what it records per frame. Shared by the BPF programs and user/tracer/.
  *
  * The walker finds the calling thread's own PyThreadState the way tracemalloc
  * does (PyGILState_GetThisThreadState = pthread_getspecific(autoTSSkey)), by
@@ -76,6 +76,12 @@ struct py_frame {
 	__s32 addr;                     /* byte offset for PyCode_Addr2Line, or a line (PYF_LINENO) */
 	__u32 flags;
 };
+
+/* Status bits of one walk (stack events carry them). */
+#define WALK_NO_TSTATE   (1u << 0)      /* no thread state: ("<unknown>", 0) */
+#define WALK_TRUNCATED   (1u << 1)      /* more than max_walk frames: total is a lower bound */
+#define WALK_UNREADABLE  (1u << 2)      /* a read of target memory failed mid-walk */
+#define WALK_NO_RUNTIME  (1u << 3)      /* interpreter not initialised (no TSS key yet) */
 
 #define PY_MAX_NFRAME 256               /* frames stored per traceback (--nframe) */
 #define PY_DEFAULT_MAX_WALK 1024        /* frames walked to count total_nframe */

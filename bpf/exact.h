@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The exact tier: what tracemalloc sees, from uprobes on the functions that
+ * CPython's allocator domains dispatch to. Shared by exact.bpf.c and the loader.
+ */
+#ifndef TMBPF_EXACT_H
+#define TMBPF_EXACT_H
+
+#include "pyframe.h"
+
+/* A uprobe's BPF cookie says what the probed function is and where it is:
+ *   bits 0..2  enum exact_fn
+ *   bit  3     EXACT_FN_CTX: the first argument is an allocator ctx (the
+ *              functions behind PyMemAllocatorEx), so the real ones shift by one
+ *   bits 8..63 link-time address of the probe in its module, so the program
+ *              learns the module's load bias from the first hit (tmbpf run
+ *              attaches before the program has even been mapped) */
+enum exact_fn {
+	EXACT_FN_MALLOC = 0,
+	EXACT_FN_CALLOC = 1,
+	EXACT_FN_REALLOC = 2,
+	EXACT_FN_FREE = 3,
+	EXACT_FN_TRACK = 4,             /* PyTraceMalloc_Track(domain, ptr, size) */
+	EXACT_FN_UNTRACK = 5,           /* PyTraceMalloc_Untrack(domain, ptr) */
+	EXACT_FN_NEWREF = 6,            /* _Py_NewReference(op): free-list reuse */
+	EXACT_FN_FINALIZE = 7,          /* Py_FinalizeEx(): freeze the snapshot */
+};
+#define EXACT_FN_MASK 7ull
+#define EXACT_FN_CTX (1ull << 3)
+#define EXACT_COOKIE(fn, flags, vaddr) ((__u64)(fn) | (flags) | ((__u64)(vaddr) << 8))
+
+/* Live blocks: (pid, domain, address) -> size and stack. */
+struct block_key {
+	__u64 addr;
+	__u32 domain;
+	__u32 tgid;
+};
+
+struct block_val {
+	__u64 size;
+	__u64 stack_id;                 /* 0: the stack event was lost */
+};
+
+/* Per-process counters: traced memory as get_traced_memory(), and every loss. */
+struct exact_stats {
+	__u64 traced_current;
+	__u64 traced_peak;
+	__u64 ntraces;
+	__u64 allocs;                   /* blocks recorded */
+	__u64 frees;                    /* traced blocks removed */
+	__u64 reattributed;             /* free-list reuse: traceback replaced */
+	__u64 lost_live_full;           /* live-block map full: block not recorded */
+	__u64 lost_stack_events;        /* ring buffer full: traceback unknown */
+	__u64 unreadable_stacks;        /* a frame read failed mid-walk */
+	__u64 truncated_stacks;         /* deeper than max_walk: total_nframe is a lower bound */
+	__u64 missed_returns;           /* a uretprobe never fired (nesting reset) */
+	__u64 no_tstate;                /* no Python thread state: ("<unknown>", 0) */
+	__u64 before_init;              /* allocations before the runtime's TSS key existed */
+	__u64 after_finalize;           /* events ignored after Py_FinalizeEx */
+	__u64 no_proc;                  /* probe hit in a process we have no config for */
+};
+
+enum exact_event_type {
+	EXACT_EV_STACK = 1,             /* struct walk_result head + nframe frames */
+	EXACT_EV_FINALIZE = 2,          /* struct exact_note */
+};
+
+struct exact_note {
+	__u32 type;
+	__u32 tgid;
+};
+
+/* Stack events start like struct stack_event_head (= struct walk_result's head,
+ * see pywalk.bpf.h) and carry nframe struct py_frame after it. */
+struct stack_event_head {
+	__u32 type;
+	__u32 tgid;
+	__u64 stack_id;
+	__u32 nframe;
+	__u32 total_nframe;
+	__u32 status;
+	__u32 pad;
+};
+
+#endif /* TMBPF_EXACT_H */

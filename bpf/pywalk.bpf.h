@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The Python frame walker shared by every tmbpf BPF program.
+ *
+ * tracemalloc attributes an allocation to the calling OS thread's own thread
+ * state (PyGILState_GetThisThreadState(), i.e. pthread_getspecific(autoTSSkey)),
+ * not to the GIL holder: raw-domain allocations happen without the GIL. We do
+ * the same lookup from BPF: the thread pointer (task->thread.fsbase) is glibc's
+ * struct pthread, whose thread-specific-data array holds the tstate under the
+ * interpreter's key. Then the frame chain of that tstate is followed, skipping
+ * the frames tracemalloc skips, storing up to nframe_max frames and counting
+ * up to max_walk frames for total_nframe. Every read is a bounded
+ * bpf_probe_read_user(); a failed read ends the walk and is counted.
+ */
+#ifndef TMBPF_PYWALK_BPF_H
+#define TMBPF_PYWALK_BPF_H
+
+#include "pyframe.h"
+
+/* Result of one walk, kept in a per-CPU scratch slot (too big for the stack).
+ * The layout is also the head of the stack event sent to user space. */
+struct walk_result {
+	__u32 type;                     /* event type when sent to user space */
+	__u32 tgid;
+	__u64 stack_id;                 /* hash of (frames, nframe, total_nframe) */
+	__u32 nframe;
+	__u32 total_nframe;
+	__u32 status;                   /* WALK_* bits */
+	__u32 pad;
+	struct py_frame frames[PY_MAX_NFRAME];
+	/* raw bytes of the frame being decoded; in the map, not on the BPF stack,
+	 * because the per-version field offsets are only known at run time */
+	__u8 fbuf[136];
+};
+
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_result);
+} walk_scratch SEC(".maps");
+
+/* Set by user space before load. */
+const volatile __u32 nframe_max = 1;            /* tracemalloc's traceback limit */
+const volatile __u32 max_walk = PY_DEFAULT_MAX_WALK;
+
+static __always_inline __u64 mix64(__u64 h)
+{
+	/* murmur3 fmix64: the stack id must spread well, it keys two hash maps */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Current thread's PyThreadState*, or 0. Caches the TSS key in the proc entry
+ * once the runtime has created it. */
+static __always_inline __u64 py_thread_state(struct py_proc *p, __u32 *status)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 fsbase, slot, tstate = 0;
+	__u32 key;
+
+	if (!p->tss_key_known) {
+		struct { int initialized; unsigned int key; } tss = {};
+		__u64 rt;
+
+		if (!p->bias_known) {
+			*status |= WALK_NO_RUNTIME;
+			return 0;
+		}
+		rt = p->runtime_vaddr + p->bias;
+		if (bpf_probe_read_user(&tss.initialized, sizeof(int), (void *)(rt + p->off.rt_tss_initialized)) ||
+		    bpf_probe_read_user(&tss.key, sizeof(unsigned int), (void *)(rt + p->off.rt_tss_key))) {
+			*status |= WALK_UNREADABLE;
+			return 0;
+		}
+		if (!tss.initialized || tss.key >= 1024) {
+			*status |= WALK_NO_RUNTIME;
+			return 0;
+		}
+		p->tss_key = tss.key;
+		p->tss_key_known = 1;
+	}
+	key = p->tss_key;
+	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	if (!fsbase)
+		goto none;
+	if (key < 32) {
+		slot = fsbase + p->off.tsd_first_block + key * 16 + 8;
+	} else {
+		__u64 level2 = 0;
+
+		key &= 1023;
+		if (bpf_probe_read_user(&level2, sizeof(level2),
+					(void *)(fsbase + p->off.tsd_second_level + (key >> 5) * 8)))
+			goto unreadable;
+		if (!level2)
+			goto none;
+		slot = level2 + (key & 31) * 16 + 8;
+	}
+	if (bpf_probe_read_user(&tstate, sizeof(tstate), (void *)slot))
+		goto unreadable;
+	if (!tstate)
+		goto none;
+	return tstate;
+unreadable:
+	*status |= WALK_UNREADABLE;
+	return 0;
+none:
+	*status |= WALK_NO_TSTATE;
+	return 0;
+}
+
+/* State carried through bpf_loop(). Only scalars: the offsets are copied in. */
+struct walk_loop {
+	__u64 frame;                    /* next frame to look at, 0 = end */
+	__u64 hash;
+	__u32 nframe;
+	__u32 total;
+	__u32 status;
+	__u32 layout;
+	__u32 f_back, f_code, f_lasti, f_trace, f_lineno, f_owner;
+	__u32 co_firsttraceable, co_code_adaptive;
+	__u32 nframe_limit;
+};
+
+static __always_inline void walk_record(struct walk_loop *w, struct walk_result *r,
+					__u64 code, __s32 addr, __u32 flags)
+{
+	__u32 i = w->nframe;
+
+	if (i < w->nframe_limit && i < PY_MAX_NFRAME) {
+		r->frames[i & (PY_MAX_NFRAME - 1)].code = code;
+		r->frames[i & (PY_MAX_NFRAME - 1)].addr = addr;
+		r->frames[i & (PY_MAX_NFRAME - 1)].flags = flags;
+		w->hash = mix64(w->hash ^ code) + ((__u64)(__u32)addr << 32 | flags);
+		w->nframe = i + 1;
+	}
+	w->total++;
+}
+
+#define FBUF_U64(r, off) (*(__u64 *)&(r)->fbuf[(off) & 127])
+#define FBUF_S32(r, off) (*(__s32 *)&(r)->fbuf[(off) & 127])
+
+/* One step over a PyFrameObject chain (3.8-3.10): every frame counts. */
+static __always_inline int walk_step_frameobj(struct walk_loop *w, struct walk_result *r)
+{
+	__u64 code, back;
+	__s32 lasti, lineno;
+	__u32 flags = 0;
+
+	/* f_back..f_lineno all lie within the first 112 bytes of PyFrameObject */
+	if (bpf_probe_read_user(r->fbuf, 112, (void *)w->frame)) {
+		w->status |= WALK_UNREADABLE;
+		return 1;
+	}
+	back = FBUF_U64(r, w->f_back);
+	code = FBUF_U64(r, w->f_code);
+	lasti = FBUF_S32(r, w->f_lasti);
+	lineno = FBUF_S32(r, w->f_lineno);
+	if (w->layout == PY_LAYOUT_FRAMEOBJ_38) {
+		/* PyFrame_GetLineNumber: a traced frame reports f_lineno */
+		if (FBUF_U64(r, w->f_trace))
+			flags = PYF_LINENO;
+	} else {
+		/* 3.10: f_lineno != 0 overrides; f_lasti counts code units */
+		if (lineno)
+			flags = PYF_LINENO;
+		else if (lasti >= 0)
+			lasti *= 2;
+	}
+	if (!code)
+		flags = PYF_NONE;
+	walk_record(w, r, code, flags & PYF_LINENO ? lineno : lasti, flags);
+	w->frame = back;
+	return 0;
+}
+
+/* One step over a _PyInterpreterFrame chain (3.11+), skipping incomplete frames
+ * (not yet past RESUME) and 3.12+ C-stack shim frames, as tracemalloc does. */
+static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_result *r)
+{
+	__u64 code, back, instr, code_start;
+	__u8 owner;
+	__s32 firsttraceable = 0;
+
+	/* f_code/previous/instr_ptr/owner all lie within the first 72 bytes */
+	if (bpf_probe_read_user(r->fbuf, 72, (void *)w->frame)) {
+		w->status |= WALK_UNREADABLE;
+		return 1;
+	}
+	code = FBUF_U64(r, w->f_code);
+	back = FBUF_U64(r, w->f_back);
+	instr = FBUF_U64(r, w->f_lasti);
+	owner = r->fbuf[w->f_owner & 127];
+	w->frame = back;
+
+	if (owner == PY_OWNED_BY_CSTACK && w->layout >= PY_LAYOUT_INTERP_312)
+		return 0;                       /* shim frame: f_executable may be None */
+	if (!code) {
+		walk_record(w, r, 0, 0, PYF_NONE);
+		return 0;
+	}
+	code_start = code + w->co_code_adaptive;
+	if (owner != PY_OWNED_BY_GENERATOR) {
+		if (bpf_probe_read_user(&firsttraceable, sizeof(firsttraceable),
+					(void *)(code + w->co_firsttraceable))) {
+			w->status |= WALK_UNREADABLE;
+			return 1;
+		}
+		if ((__s64)(instr - code_start) < 2 * (__s64)firsttraceable)
+			return 0;               /* _PyFrame_IsIncomplete() */
+	}
+	walk_record(w, r, code, (__s32)(instr - code_start), 0);
+	return 0;
+}
+
+static long walk_loop_cb(__u32 index, void *ctx)
+{
+	struct walk_loop *w = ctx;
+	struct walk_result *r;
+	__u32 zero = 0;
+
+	if (!w->frame)
+		return 1;
+	if (w->total >= 65535)                  /* tracemalloc saturates total_nframe */
+		return 1;
+	r = bpf_map_lookup_elem(&walk_scratch, &zero);
+	if (!r)
+		return 1;
+	if (w->layout <= PY_LAYOUT_FRAMEOBJ_310)
+		return walk_step_frameobj(w, r);
+	return walk_step_interp(w, r);
+}
+
+/* Walks the current thread's Python stack into the per-CPU walk_result.
+ * Never fails: a thread without Python frames gets tracemalloc's
+ * ("<unknown>", 0) traceback (one PYF_NONE frame, total 1). */
+static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid)
+{
+	struct walk_loop w = {};
+	struct walk_result *r;
+	__u64 tstate, frame = 0;
+	__u32 zero = 0;
+
+	r = bpf_map_lookup_elem(&walk_scratch, &zero);
+	if (!r)
+		return 0;
+	tstate = py_thread_state(p, &w.status);
+	if (tstate) {
+		__u64 first = 0;
+
+		if (bpf_probe_read_user(&first, sizeof(first), (void *)(tstate + p->off.ts_frame))) {
+			w.status |= WALK_UNREADABLE;
+		} else if (p->off.layout == PY_LAYOUT_INTERP_311 || p->off.layout == PY_LAYOUT_INTERP_312) {
+			/* tstate->cframe->current_frame */
+			if (first && bpf_probe_read_user(&frame, sizeof(frame),
+							 (void *)(first + p->off.cframe_current_frame)))
+				w.status |= WALK_UNREADABLE;
+		} else {
+			frame = first;
+		}
+	}
+	w.frame = frame;
+	w.hash = 0x9e3779b97f4a7c15ULL;
+	w.layout = p->off.layout;
+	w.f_back = p->off.f_back;
+	w.f_code = p->off.f_code;
+	w.f_lasti = p->off.f_lasti;
+	w.f_trace = p->off.f_trace;
+	w.f_lineno = p->off.f_lineno;
+	w.f_owner = p->off.f_owner;
+	w.co_firsttraceable = p->off.co_firsttraceable;
+	w.co_code_adaptive = p->off.co_code_adaptive;
+	w.nframe_limit = nframe_max;
+	if (frame)
+		bpf_loop(max_walk, walk_loop_cb, &w, 0);
+	if (w.frame && w.total < 65535 && !(w.status & WALK_UNREADABLE))
+		w.status |= WALK_TRUNCATED;
+	if (w.nframe == 0) {
+		/* tracemalloc_empty_traceback */
+		r->frames[0].code = 0;
+		r->frames[0].addr = 0;
+		r->frames[0].flags = PYF_NONE;
+		w.nframe = 1;
+		w.total = 1;
+		w.hash = 0x2545f4914f6cdd1dULL;
+	}
+	r->nframe = w.nframe;
+	r->total_nframe = w.total;
+	r->status = w.status;
+	r->tgid = tgid;
+	r->stack_id = mix64(w.hash ^ ((__u64)w.total << 32 | w.nframe));
+	if (!r->stack_id)
+		r->stack_id = 1;                /* 0 means "no stack" */
+	return r;
+}
+
+#endif /* TMBPF_PYWALK_BPF_H */

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+/*
+ * User-space half of the exact tier (see exact_tracer.h, bpf/exact.bpf.c).
+ *
+ * New stacks arrive on a ring buffer the first time BPF sees them; they are
+ * resolved to (filename, lineno) right away, while their code objects are
+ * certainly alive, and interned into one long-lived table snapshot. A snapshot
+ * of a process is then a copy of those tables plus one trace per entry of the
+ * live-block map.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "exact.skel.h"
+#include "tracer/exact_tracer.h"
+#include "tracer/stack_table.h"
+
+struct exact_link {
+	struct bpf_link *link;
+	pid_t pid;
+};
+
+struct exact_tracer {
+	struct exact_bpf *skel;
+	struct ring_buffer *rb;
+	struct frame_resolver resolver;
+	struct stack_table stacks;      /* stack id -> traceback in stacks.tables */
+	struct exact_link *links;
+	size_t nlinks, links_cap;
+	pid_t finalized[64];
+	size_t nfinalized;
+	uint64_t lost_events_bad;       /* malformed ring buffer records */
+	struct exact_opts opts;
+};
+
+static bool verbose_libbpf;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !verbose_libbpf)
+		return 0;
+	if (level == LIBBPF_INFO && !verbose_libbpf)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+static int handle_event(void *ctx, void *data, size_t len)
+{
+	struct exact_tracer *t = ctx;
+	const struct stack_event_head *h = data;
+
+	if (len < sizeof(uint32_t) * 2) {
+		t->lost_events_bad++;
+		return 0;
+	}
+	if (h->type == EXACT_EV_FINALIZE) {
+		if (t->nfinalized < sizeof(t->finalized) / sizeof(t->finalized[0]))
+			t->finalized[t->nfinalized++] = (pid_t)h->tgid;
+		return 0;
+	}
+	if (h->type != EXACT_EV_STACK || len < sizeof(*h) ||
+	    h->nframe == 0 || h->nframe > PY_MAX_NFRAME ||
+	    len < sizeof(*h) + h->nframe * sizeof(struct py_frame)) {
+		t->lost_events_bad++;
+		return 0;
+	}
+	stack_table_add(&t->stacks, (pid_t)h->tgid, h->stack_id, h->nframe, h->total_nframe,
+			(const struct py_frame *)(h + 1), &t->resolver);
+	return 0;
+}
+
+struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
+				       const struct frame_resolver *resolver,
+				       struct tm_error *err)
+{
+	struct exact_tracer *t = calloc(1, sizeof(*t));
+	int e;
+
+	if (!t) {
+		tm_error_set(err, "out of memory");
+		return NULL;
+	}
+	t->opts = *opts;
+	t->resolver = *resolver;
+	verbose_libbpf = opts->verbose;
+	libbpf_set_print(libbpf_print);
+	if (stack_table_init(&t->stacks) < 0) {
+		tm_error_set(err, "out of memory");
+		free(t);
+		return NULL;
+	}
+	t->skel = exact_bpf__open();
+	if (!t->skel) {
+		tm_error_set(err, "cannot open the exact-tier BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	t->skel->rodata->nframe_max = opts->nframe;
+	t->skel->rodata->max_walk = opts->max_walk;
+	t->skel->rodata->reattribute = opts->reattribute;
+	if (opts->max_traces)
+		bpf_map__set_max_entries(t->skel->maps.live, opts->max_traces);
+	e = exact_bpf__load(t->skel);
+	if (e) {
+		tm_error_set(err, "cannot load the exact-tier BPF programs: %s (run as root on a kernel with BPF, BTF and uprobes)",
+			     strerror(-e));
+		goto fail;
+	}
+	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), handle_event, t, NULL);
+	if (!t->rb) {
+		tm_error_set(err, "cannot open the BPF ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	return t;
+fail:
+	exact_tracer_close(t);
+	return NULL;
+}
+
+void exact_tracer_close(struct exact_tracer *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nlinks; i++)
+		bpf_link__destroy(t->links[i].link);
+	free(t->links);
+	ring_buffer__free(t->rb);
+	exact_bpf__destroy(t->skel);
+	stack_table_destroy(&t->stacks);
+	free(t);
+}
+
+static int keep_link(struct exact_tracer *t, struct bpf_link *l, pid_t pid)
+{
+	if (t->nlinks == t->links_cap) {
+		size_t cap = t->links_cap ? t->links_cap * 2 : 32;
+		struct exact_link *n = realloc(t->links, cap * sizeof(*n));
+
+		if (!n)
+			return -1;
+		t->links = n;
+		t->links_cap = cap;
+	}
+	t->links[t->nlinks].link = l;
+	t->links[t->nlinks].pid = pid;
+	t->nlinks++;
+	return 0;
+}
+
+static struct bpf_program *program_for(struct exact_tracer *t, enum exact_fn fn)
+{
+	switch (fn) {
+	case EXACT_FN_MALLOC:
+	case EXACT_FN_CALLOC:
+	case EXACT_FN_REALLOC:
+		return t->skel->progs.alloc_enter;
+	case EXACT_FN_FREE:
+		return t->skel->progs.free_enter;
+	case EXACT_FN_TRACK:
+		return t->skel->progs.track_enter;
+	case EXACT_FN_UNTRACK:
+		return t->skel->progs.untrack_enter;
+	case EXACT_FN_NEWREF:
+		return t->skel->progs.newref_enter;
+	case EXACT_FN_FINALIZE:
+		return t->skel->progs.finalize_enter;
+	}
+	return NULL;
+}
+
+static int attach_one(struct exact_tracer *t, pid_t pid, const struct exact_probe *p,
+		      struct bpf_program *prog, bool retprobe, struct tm_error *err)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo);
+	struct bpf_link *l;
+
+	uo.retprobe = retprobe;
+	uo.bpf_cookie = EXACT_COOKIE(p->fn, p->ctx_arg ? EXACT_FN_CTX : 0, p->vaddr);
+	l = bpf_program__attach_uprobe_opts(prog, pid, p->binary, p->file_offset, &uo);
+	if (!l) {
+		int e = errno;
+
+		tm_error_set(err, "cannot attach %s to %s (%s at file offset 0x%llx) for PID %d: %s",
+			     retprobe ? "a uretprobe" : "a uprobe", p->name, p->binary,
+			     (unsigned long long)p->file_offset, (int)pid, strerror(e));
+		return -1;
+	}
+	if (keep_link(t, l, pid) < 0) {
+		bpf_link__destroy(l);
+		tm_error_set(err, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int exact_tracer_add_process(struct exact_tracer *t, pid_t pid, const struct py_proc *cfg,
+			     const struct exact_probe *probes, size_t nprobes,
+			     struct tm_error *err)
+{
+	struct exact_stats zero = {};
+	__u32 key = (__u32)pid;
+
+	if (bpf_map__update_elem(t->skel->maps.procs, &key, sizeof(key), cfg, sizeof(*cfg), BPF_ANY) ||
+	    bpf_map__update_elem(t->skel->maps.stats, &key, sizeof(key), &zero, sizeof(zero), BPF_ANY)) {
+		tm_error_set(err, "cannot register PID %d with the BPF programs: %s", (int)pid,
+			     strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < nprobes; i++) {
+		const struct exact_probe *p = &probes[i];
+		struct tm_error e2;
+		bool ret = p->fn == EXACT_FN_MALLOC || p->fn == EXACT_FN_CALLOC ||
+			   p->fn == EXACT_FN_REALLOC;
+
+		if (attach_one(t, pid, p, program_for(t, p->fn), false, &e2) < 0 ||
+		    (ret && attach_one(t, pid, p, t->skel->progs.alloc_exit, true, &e2) < 0)) {
+			if (p->optional)
+				continue;
+			*err = e2;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int exact_tracer_poll(struct exact_tracer *t, int timeout_ms)
+{
+	int n = ring_buffer__poll(t->rb, timeout_ms);
+
+	if (n == -EINTR)
+		return 0;
+	return n < 0 ? -1 : n;
+}
+
+bool exact_tracer_finalized(struct exact_tracer *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->nfinalized; i++)
+		if (t->finalized[i] == pid)
+			return true;
+	return false;
+}
+
+int exact_tracer_stats(struct exact_tracer *t, pid_t pid, struct exact_stats *out)
+{
+	__u32 key = (__u32)pid;
+
+	return bpf_map__lookup_elem(t->skel->maps.stats, &key, sizeof(key), out, sizeof(*out), 0);
+}
+
+/* Bytes charged to a BPF map, as the kernel reports it in fdinfo. */
+static uint64_t map_memlock(int fd)
+{
+	char path[64], line[128];
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %" SCNu64, &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+uint64_t exact_tracer_memory(struct exact_tracer *t)
+{
+	struct bpf_map *m;
+	uint64_t total = 0;
+	struct mallinfo2 mi = mallinfo2();
+
+	bpf_object__for_each_map(m, t->skel->obj)
+		total += map_memlock(bpf_map__fd(m));
+	return total + mi.uordblks + mi.hblkhd;
+}
+
+static void set_exact_counters(struct tm_snapshot *s, const struct exact_stats *st,
+			       uint64_t missing_stacks, uint64_t unresolved_frames,
+			       uint64_t bad_events, uint64_t no_proc)
+{
+	tm_set_counter(s, "lost.live_map_full", st->lost_live_full);
+	tm_set_counter(s, "lost.stack_events", st->lost_stack_events);
+	tm_set_counter(s, "lost.stack_unknown", missing_stacks);
+	tm_set_counter(s, "lost.bad_events", bad_events);
+	tm_set_counter(s, "frames.unreadable_stacks", st->unreadable_stacks);
+	tm_set_counter(s, "frames.unresolved", unresolved_frames);
+	tm_set_counter(s, "frames.truncated_walks", st->truncated_stacks);
+	tm_set_counter(s, "calls.missed_returns", st->missed_returns);
+	tm_set_counter(s, "calls.no_thread_state", st->no_tstate);
+	tm_set_counter(s, "calls.before_runtime_init", st->before_init);
+	tm_set_counter(s, "calls.after_finalize", st->after_finalize);
+	tm_set_counter(s, "calls.unknown_process", no_proc);
+	tm_set_counter(s, "blocks.recorded", st->allocs);
+	tm_set_counter(s, "blocks.freed", st->frees);
+	tm_set_counter(s, "blocks.reattributed", st->reattributed);
+}
+
+struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
+					  struct tm_error *err)
+{
+	enum { BATCH = 4096 };
+	struct block_key *keys = NULL;
+	struct block_val *vals = NULL;
+	struct exact_stats st = {};
+	struct tm_snapshot *s = NULL;
+	struct timespec now;
+	uint64_t missing = 0;
+	__u64 in_batch = 0, out_batch = 0;
+	bool first = true;
+	int fd = bpf_map__fd(t->skel->maps.live);
+
+	/* every stack referenced by the live map has been queued before the block */
+	ring_buffer__consume(t->rb);
+	if (exact_tracer_stats(t, pid, &st)) {
+		tm_error_set(err, "PID %d is not traced", (int)pid);
+		return NULL;
+	}
+	s = stack_table_clone(&t->stacks);
+	keys = malloc(BATCH * sizeof(*keys));
+	vals = malloc(BATCH * sizeof(*vals));
+	if (!s || !keys || !vals) {
+		tm_error_set(err, "out of memory");
+		goto fail;
+	}
+	for (;;) {
+		__u32 count = BATCH;
+		int r;
+
+		r = bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, keys, vals,
+					 &count, NULL);
+		if (r < 0 && errno != ENOENT) {
+			tm_error_set(err, "cannot read the live-block map: %s", strerror(errno));
+			goto fail;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			tm_id tb;
+
+			if (keys[i].tgid != (__u32)pid)
+				continue;
+			tb = stack_table_lookup(&t->stacks, (pid_t)keys[i].tgid, vals[i].stack_id);
+			if (tb == TM_ID_NONE) {
+				missing++;
+				tb = stack_table_unknown(&t->stacks);
+			}
+			if (tb == TM_ID_NONE ||
+			    tm_add_trace(s, keys[i].domain, vals[i].size, tb, keys[i].addr) < 0) {
+				tm_error_set(err, "out of memory");
+				goto fail;
+			}
+		}
+		if (r < 0)
+			break;                  /* ENOENT: that was the last batch */
+		in_batch = out_batch;
+		first = false;
+	}
+	/* the snapshot shares the tables of the stack table, which grew since the
+	 * clone only if resolve interned new strings; ids stay valid either way */
+	clock_gettime(CLOCK_REALTIME, &now);
+	s->traceback_limit = t->opts.nframe;
+	s->capture.tier = TM_TIER_EXACT;
+	s->capture.pid = pid;
+	s->capture.taken_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	s->capture.traced_current = st.traced_current;
+	s->capture.traced_peak = st.traced_peak;
+	s->capture.tracer_memory = exact_tracer_memory(t);
+	set_exact_counters(s, &st, missing, t->stacks.unresolved_frames, t->lost_events_bad,
+			   t->skel->bss->no_proc_hits);
+	free(keys);
+	free(vals);
+	return s;
+fail:
+	free(keys);
+	free(vals);
+	tm_snapshot_free(s);
+	return NULL;
+}

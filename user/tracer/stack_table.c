@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+#include <stdlib.h>
+#include <string.h>
+#include "tracer/stack_table.h"
+
+static const char UNKNOWN[] = "<unknown>";
+
+static size_t slot_of(uint64_t stack_id, uint32_t tgid, size_t mask)
+{
+	uint64_t h = stack_id ^ ((uint64_t)tgid * 0x9e3779b97f4a7c15ull);
+
+	h ^= h >> 29;
+	return (size_t)h & mask;
+}
+
+int stack_table_init(struct stack_table *st)
+{
+	tm_id name, frame;
+
+	memset(st, 0, sizeof(*st));
+	st->tables = tm_snapshot_new();
+	st->nslots = 1024;
+	st->slots = calloc(st->nslots, sizeof(*st->slots));
+	if (!st->tables || !st->slots)
+		goto fail;
+	/* interned first so that every clone has it */
+	name = tm_intern_string(st->tables, UNKNOWN, sizeof(UNKNOWN) - 1);
+	frame = name == TM_ID_NONE ? TM_ID_NONE : tm_intern_frame(st->tables, name, 0);
+	st->unknown_tb = frame == TM_ID_NONE ? TM_ID_NONE :
+			 tm_intern_traceback(st->tables, &frame, 1, 1);
+	if (st->unknown_tb == TM_ID_NONE)
+		goto fail;
+	return 0;
+fail:
+	stack_table_destroy(st);
+	return -1;
+}
+
+void stack_table_destroy(struct stack_table *st)
+{
+	tm_snapshot_free(st->tables);
+	free(st->slots);
+	memset(st, 0, sizeof(*st));
+}
+
+static int grow(struct stack_table *st)
+{
+	size_t n = st->nslots * 2;
+	struct stack_slot *slots = calloc(n, sizeof(*slots));
+
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < st->nslots; i++) {
+		struct stack_slot *o = &st->slots[i];
+		size_t j;
+
+		if (!o->stack_id)
+			continue;
+		for (j = slot_of(o->stack_id, o->tgid, n - 1); slots[j].stack_id; j = (j + 1) & (n - 1))
+			;
+		slots[j] = *o;
+	}
+	free(st->slots);
+	st->slots = slots;
+	st->nslots = n;
+	return 0;
+}
+
+tm_id stack_table_lookup(const struct stack_table *st, pid_t tgid, uint64_t stack_id)
+{
+	size_t mask = st->nslots - 1;
+
+	if (!stack_id)
+		return TM_ID_NONE;
+	for (size_t j = slot_of(stack_id, (uint32_t)tgid, mask); st->slots[j].stack_id; j = (j + 1) & mask)
+		if (st->slots[j].stack_id == stack_id && st->slots[j].tgid == (uint32_t)tgid)
+			return st->slots[j].traceback;
+	return TM_ID_NONE;
+}
+
+tm_id stack_table_unknown(const struct stack_table *st)
+{
+	return st->unknown_tb;
+}
+
+int stack_table_add(struct stack_table *st, pid_t tgid, uint64_t stack_id, uint32_t nframe,
+		    uint32_t total_nframe, const struct py_frame *frames,
+		    const struct frame_resolver *resolver)
+{
+	tm_id ids[PY_MAX_NFRAME], tb;
+	size_t j, mask;
+
+	if (!stack_id || stack_table_lookup(st, tgid, stack_id) != TM_ID_NONE)
+		return 0;
+	if (nframe > PY_MAX_NFRAME)
+		nframe = PY_MAX_NFRAME;
+	for (uint32_t i = 0; i < nframe; i++) {
+		const char *filename = UNKNOWN;
+		size_t len = sizeof(UNKNOWN) - 1;
+		uint32_t lineno = 0;
+		tm_id name;
+
+		if (!(frames[i].flags & PYF_NONE) &&
+		    resolver->resolve(resolver->ctx, tgid, &frames[i], &filename, &len, &lineno) < 0) {
+			st->unresolved_frames++;
+			filename = UNKNOWN;
+			len = sizeof(UNKNOWN) - 1;
+			lineno = 0;
+		}
+		name = tm_intern_string(st->tables, filename, len);
+		ids[i] = name == TM_ID_NONE ? TM_ID_NONE : tm_intern_frame(st->tables, name, lineno);
+		if (ids[i] == TM_ID_NONE)
+			return -1;
+	}
+	tb = tm_intern_traceback(st->tables, ids, nframe, total_nframe);
+	if (tb == TM_ID_NONE)
+		return -1;
+	if ((st->used + 1) * 4 > st->nslots * 3 && grow(st) < 0)
+		return -1;
+	mask = st->nslots - 1;
+	for (j = slot_of(stack_id, (uint32_t)tgid, mask); st->slots[j].stack_id; j = (j + 1) & mask)
+		;
+	st->slots[j].stack_id = stack_id;
+	st->slots[j].tgid = (uint32_t)tgid;
+	st->slots[j].traceback = tb;
+	st->used++;
+	return 0;
+}
+
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+	void *p = malloc(n ? n * size : 1);
+
+	if (p && n)
+		memcpy(p, src, n * size);
+	return p;
+}
+
+struct tm_snapshot *stack_table_clone(const struct stack_table *st)
+{
+	const struct tm_snapshot *src = st->tables;
+	struct tm_snapshot *s = tm_snapshot_new();
+
+	if (!s)
+		return NULL;
+	/* tm_snapshot_new() may preallocate; the copies replace those arrays */
+	free(s->str_pool);
+	free(s->str_off);
+	free(s->frames);
+	free(s->frame_ids);
+	free(s->tracebacks);
+	s->str_pool = dup_array(src->str_pool, src->str_pool_len, 1);
+	s->str_off = dup_array(src->str_off, (size_t)src->nstrings + 1, sizeof(*s->str_off));
+	s->frames = dup_array(src->frames, src->nframes, sizeof(*s->frames));
+	s->frame_ids = dup_array(src->frame_ids, src->nframe_ids, sizeof(*s->frame_ids));
+	s->tracebacks = dup_array(src->tracebacks, src->ntracebacks, sizeof(*s->tracebacks));
+	if (!s->str_pool || !s->str_off || !s->frames || !s->frame_ids || !s->tracebacks) {
+		tm_snapshot_free(s);
+		return NULL;
+	}
+	s->str_pool_len = s->str_pool_cap = src->str_pool_len;
+	s->nstrings = s->str_cap = src->nstrings;
+	s->nframes = s->frames_cap = src->nframes;
+	s->nframe_ids = s->frame_ids_cap = src->nframe_ids;
+	s->ntracebacks = s->tracebacks_cap = src->ntracebacks;
+	return s;
+}

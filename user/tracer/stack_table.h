@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stacks seen by BPF, resolved to tracemalloc tracebacks.
+ *
+ * BPF names a stack by a 64-bit hash of its raw frames (code object, offset).
+ * The first time a (process, stack id) pair arrives its frames are resolved to
+ * (filename, lineno) and interned into `tables`, a snapshot that holds only
+ * strings, frames and tracebacks; every snapshot of a traced process starts
+ * as a copy of it.
+ */
+#ifndef TMBPF_STACK_TABLE_H
+#define TMBPF_STACK_TABLE_H
+
+#include <sys/types.h>
+#include "snapshot/snapshot.h"
+#include "tracer/exact_tracer.h"
+
+struct stack_slot {
+	uint64_t stack_id;              /* 0 = empty slot */
+	uint32_t tgid;
+	tm_id traceback;
+};
+
+struct stack_table {
+	struct tm_snapshot *tables;
+	struct stack_slot *slots;
+	size_t nslots, used;            /* nslots is a power of two */
+	tm_id unknown_tb;               /* ("<unknown>", 0), total_nframe 1 */
+	uint64_t unresolved_frames;     /* frames whose code object could not be read */
+};
+
+int stack_table_init(struct stack_table *st);
+void stack_table_destroy(struct stack_table *st);
+
+/* Resolves and interns a new stack (no-op when known). 0, or -1 on ENOMEM. */
+int stack_table_add(struct stack_table *st, pid_t tgid, uint64_t stack_id, uint32_t nframe,
+		    uint32_t total_nframe, const struct py_frame *frames,
+		    const struct frame_resolver *resolver);
+
+/* Traceback id of a stack, or TM_ID_NONE when it never arrived. */
+tm_id stack_table_lookup(const struct stack_table *st, pid_t tgid, uint64_t stack_id);
+tm_id stack_table_unknown(const struct stack_table *st);
+
+/* A new snapshot holding a copy of the tables (and no traces). */
+struct tm_snapshot *stack_table_clone(const struct stack_table *st);
+
+#endif
