@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static bool libelf_ready(void)
@@ -361,4 +363,155 @@ int elf_file_offset_to_vaddr(const struct elf_file *ef, uint64_t offset, uint64_
 		}
 	}
 	return -EFAULT;
+}
+
+/* ---------------------------------------------------------------- library search */
+
+/* Is root+path an ELF shared object for x86-64? (A 32-bit libc in a
+ * multilib directory must be skipped, as ld.so does.) */
+static bool usable_library(const char *root, const char *path)
+{
+	char full[4096];
+	unsigned char hdr[20];
+	int fd;
+	bool ok;
+
+	if (snprintf(full, sizeof(full), "%s%s", root, path) >= (int)sizeof(full))
+		return false;
+	fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ok = read(fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr) &&
+	     memcmp(hdr, ELFMAG, SELFMAG) == 0 && hdr[EI_CLASS] == ELFCLASS64 &&
+	     hdr[EI_DATA] == ELFDATA2LSB && (hdr[18] | hdr[19] << 8) == EM_X86_64;
+	close(fd);
+	return ok;
+}
+
+/* Tries each directory of a ':'-separated list. */
+static bool search_dirs(const char *list, const char *origin, const char *name,
+			const char *root, char *out, size_t out_size)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char dir[2048];
+		size_t dl = 0;
+
+		/* Expand $ORIGIN / ${ORIGIN}; other dynamic string tokens ($LIB,
+		 * $PLATFORM) are not expanded and such entries are skipped. */
+		for (size_t i = 0; i < len && dl < sizeof(dir) - 1;) {
+			size_t tok = 0;
+
+			if (strncmp(p + i, "$ORIGIN", 7) == 0 && len - i >= 7)
+				tok = 7;
+			else if (strncmp(p + i, "${ORIGIN}", 9) == 0 && len - i >= 9)
+				tok = 9;
+			if (tok) {
+				int n = snprintf(dir + dl, sizeof(dir) - dl, "%s", origin);
+
+				if (n < 0 || (size_t)n >= sizeof(dir) - dl)
+					goto next;
+				dl += (size_t)n;
+				i += tok;
+			} else if (p[i] == '$') {
+				goto next;
+			} else {
+				dir[dl++] = p[i++];
+			}
+		}
+		dir[dl] = '\0';
+		if (dl > 0 && dir[0] == '/' &&
+		    snprintf(out, out_size, "%s/%s", dir, name) < (int)out_size &&
+		    usable_library(root, out))
+			return true;
+next:
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* /etc/ld.so.cache, format "glibc-ld.so.cache1.1" (glibc >= 2.32 writes only
+ * this one). Every offset is checked against the file size. */
+static bool search_ld_cache(const char *name, const char *root, char *out, size_t out_size)
+{
+	static const char magic[] = "glibc-ld.so.cache1.1";
+	const size_t hdr_size = 48, ent_size = 24;
+	char path[4096];
+	bool found = false;
+	struct stat st;
+	uint8_t *buf = NULL;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/etc/ld.so.cache", root) >= (int)sizeof(path))
+		return false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)hdr_size || st.st_size > (64 << 20))
+		goto out;
+	size_t size = (size_t)st.st_size;
+	buf = malloc(size + 1);
+	if (!buf || read(fd, buf, size) != (ssize_t)size)
+		goto out;
+	buf[size] = '\0';               /* every string read below ends by then */
+	if (memcmp(buf, magic, sizeof(magic) - 1) != 0)
+		goto out;
+	uint32_t nlibs;
+	memcpy(&nlibs, buf + 20, 4);
+	if (nlibs > (size - hdr_size) / ent_size)
+		goto out;
+	for (uint32_t i = 0; i < nlibs && !found; i++) {
+		const uint8_t *e = buf + hdr_size + (size_t)i * ent_size;
+		int32_t flags;
+		uint32_t key, value;
+
+		memcpy(&flags, e, 4);
+		memcpy(&key, e + 4, 4);
+		memcpy(&value, e + 8, 4);
+		/* FLAG_ELF_LIBC6 (3) | FLAG_X8664_LIB64 (0x300) */
+		if ((flags & 0xff) != 3 || (flags & 0xff00) != 0x300 || key >= size || value >= size)
+			continue;
+		if (strcmp((const char *)buf + key, name) != 0)
+			continue;
+		if (snprintf(out, out_size, "%s", (const char *)buf + value) < (int)out_size &&
+		    usable_library(root, out))
+			found = true;
+	}
+out:
+	free(buf);
+	close(fd);
+	return found;
+}
+
+int elf_resolve_library(const struct elf_file *ef, const char *origin_dir, const char *name,
+			const char *root, const char *ld_library_path,
+			char *out, size_t out_size, struct tm_error *err)
+{
+	static const char defaults[] =
+		"/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib";
+
+	if (strchr(name, '/')) {
+		if (snprintf(out, out_size, "%s", name) < (int)out_size && usable_library(root, out))
+			return 0;
+		goto fail;
+	}
+	if (ef && !ef->runpath && ef->rpath &&
+	    search_dirs(ef->rpath, origin_dir, name, root, out, out_size))
+		return 0;
+	if (ld_library_path && search_dirs(ld_library_path, origin_dir, name, root, out, out_size))
+		return 0;
+	if (ef && ef->runpath && search_dirs(ef->runpath, origin_dir, name, root, out, out_size))
+		return 0;
+	if (search_ld_cache(name, root, out, out_size))
+		return 0;
+	if (search_dirs(defaults, origin_dir, name, root, out, out_size))
+		return 0;
+fail:
+	tm_error_set(err, "cannot find library %s (searched %s%s%s, ld.so.cache and the default "
+		     "directories)", name, ef && ef->rpath ? "RPATH " : "",
+		     ef && ef->runpath ? "RUNPATH " : "", ld_library_path ? "LD_LIBRARY_PATH" : "");
+	return -ENOENT;
 }

@@ -98,4 +98,15 @@ int elf_file_vaddr_to_offset(const struct elf_file *ef, uint64_t vaddr, uint64_t
 /* Link-time vaddr of a file offset. Returns 0, or -EFAULT. */
 int elf_file_offset_to_vaddr(const struct elf_file *ef, uint64_t offset, uint64_t *vaddr);
 
+/* Resolves a DT_NEEDED name the way the dynamic linker would for an
+ * executable ef (DT_RPATH when there is no DT_RUNPATH, LD_LIBRARY_PATH when
+ * ld_library_path is non-NULL, DT_RUNPATH, /etc/ld.so.cache, then the default
+ * directories), with $ORIGIN expanded to ef's directory. root is prepended to
+ * every absolute path looked at ("" for the host, "/proc/PID/root" for a
+ * target); out receives the path inside root. Names containing '/' are used
+ * as they are. Returns 0, or -ENOENT with err set. */
+int elf_resolve_library(const struct elf_file *ef, const char *origin_dir, const char *name,
+			const char *root, const char *ld_library_path,
+			char *out, size_t out_size, struct tm_error *err);
+
 #endif /* TMBPF_TRACER_ELFINFO_H */
