@@ -333,7 +333,7 @@ tm_id tm_intern_traceback(struct tm_snapshot *s, const tm_id *frames, uint32_t n
 		return TM_ID_NONE;
 	/* frames may point into frame_ids itself: copy before it moves */
 	first = s->nframe_ids;
-	if (frames >= s->frame_ids && frames < s->frame_ids + s->nframe_ids) {
+	if (s->frame_ids && frames >= s->frame_ids && frames < s->frame_ids + s->nframe_ids) {
 		size_t off = (size_t)(frames - s->frame_ids);
 
 		if (grow32((void **)&s->frame_ids, &s->frame_ids_cap,
