@@ -245,8 +245,10 @@ int BPF_KPROBE(alloc_enter)
 	t = bpf_task_storage_get(&thread_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t)
 		return 0;
-	if (t->depth && sp >= t->sp) {
-		/* the outer call returned without its uretprobe firing */
+	if (t->depth && sp > t->sp) {
+		/* the outer call's frame is gone but its uretprobe never fired. Not
+		 * sp == t->sp: that is a tail call from the outer function (pymalloc
+		 * jumping to PyMem_RawRealloc), a genuinely nested call */
 		struct exact_stats *st = bpf_map_lookup_elem(&stats, &tgid);
 
 		if (st)

@@ -218,8 +218,10 @@ int exact_tracer_add_process(struct exact_tracer *t, pid_t pid, const struct py_
 		bool ret = p->fn == EXACT_FN_MALLOC || p->fn == EXACT_FN_CALLOC ||
 			   p->fn == EXACT_FN_REALLOC;
 
-		if (attach_one(t, pid, p, program_for(t, p->fn), false, &e2) < 0 ||
-		    (ret && attach_one(t, pid, p, t->skel->progs.alloc_exit, true, &e2) < 0)) {
+		/* return probe first: a call already inside the function when its
+		 * entry probe appears must not leave the nesting depth raised */
+		if ((ret && attach_one(t, pid, p, t->skel->progs.alloc_exit, true, &e2) < 0) ||
+		    attach_one(t, pid, p, program_for(t, p->fn), false, &e2) < 0) {
 			if (p->optional)
 				continue;
 			*err = e2;
