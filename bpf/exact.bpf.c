@@ -47,19 +47,6 @@ struct {
 	__type(value, struct block_val);
 } live SEC(".maps");
 
-/* Stack ids already sent to user space. LRU: an evicted id is simply sent again. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 16);
-	__type(key, __u64);
-	__type(value, __u8);
-} seen_stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
-} events SEC(".maps");
-
 /* The outermost allocator call in progress on a thread. */
 struct thread_call {
 	__u64 sp;                               /* stack pointer at its entry */
@@ -114,42 +101,6 @@ static __always_inline struct py_proc *proc_for(struct pt_regs *ctx, __u32 tgid,
 	return p;
 }
 
-/* Walks the stack and makes sure user space has it; returns its id (0 if lost). */
-static __always_inline __u64 current_stack(struct py_proc *p, __u32 tgid, struct exact_stats *st)
-{
-	struct walk_result *r = py_walk(p, tgid);
-	__u32 n, size;
-	__u8 one = 1;
-
-	if (!r)
-		return 0;
-	if (r->status) {
-		if (r->status & WALK_UNREADABLE)
-			STAT_ADD(st, unreadable_stacks, 1);
-		if (r->status & WALK_TRUNCATED)
-			STAT_ADD(st, truncated_stacks, 1);
-		if (r->status & WALK_NO_TSTATE)
-			STAT_ADD(st, no_tstate, 1);
-		if (r->status & WALK_NO_RUNTIME)
-			STAT_ADD(st, before_init, 1);
-	}
-	if (bpf_map_lookup_elem(&seen_stacks, &r->stack_id))
-		return r->stack_id;
-	n = r->nframe;
-	if (n > PY_MAX_NFRAME)
-		n = PY_MAX_NFRAME;
-	size = sizeof(struct stack_event_head) + n * sizeof(struct py_frame);
-	if (size > sizeof(*r))
-		return 0;
-	r->type = EXACT_EV_STACK;
-	if (bpf_ringbuf_output(&events, r, size, 0)) {
-		STAT_ADD(st, lost_stack_events, 1);
-		return 0;
-	}
-	bpf_map_update_elem(&seen_stacks, &r->stack_id, &one, BPF_ANY);
-	return r->stack_id;
-}
-
 static __always_inline void update_peak(struct exact_stats *st, __u64 cur)
 {
 	/* tracemalloc: peak_traced_memory = max(peak, traced_memory) after each add */
@@ -175,7 +126,7 @@ static __always_inline void add_block(struct py_proc *p, __u32 tgid, __u64 addr,
 	if (!st)
 		return;
 	val.size = size;
-	val.stack_id = current_stack(p, tgid, st);
+	val.stack_id = py_stack_id(p, tgid, &st->walk);
 	old = bpf_map_lookup_elem(&live, &key);
 	if (old) {
 		__u64 old_size = old->size;
@@ -390,7 +341,7 @@ int BPF_KPROBE(newref_enter, __u64 op)
 	st = bpf_map_lookup_elem(&stats, &tgid);
 	if (!st)
 		return 0;
-	v->stack_id = current_stack(p, tgid, st);
+	v->stack_id = py_stack_id(p, tgid, &st->walk);
 	STAT_ADD(st, reattributed, 1);
 	return 0;
 }

@@ -50,36 +50,17 @@ struct exact_stats {
 	__u64 frees;                    /* traced blocks removed */
 	__u64 reattributed;             /* free-list reuse: traceback replaced */
 	__u64 lost_live_full;           /* live-block map full: block not recorded */
-	__u64 lost_stack_events;        /* ring buffer full: traceback unknown */
-	__u64 unreadable_stacks;        /* a frame read failed mid-walk */
-	__u64 truncated_stacks;         /* deeper than max_walk: total_nframe is a lower bound */
 	__u64 missed_returns;           /* a uretprobe never fired (nesting reset) */
-	__u64 no_tstate;                /* no Python thread state: ("<unknown>", 0) */
-	__u64 before_init;              /* allocations before the runtime's TSS key existed */
 	__u64 after_finalize;           /* events ignored after Py_FinalizeEx */
-	__u64 no_proc;                  /* probe hit in a process we have no config for */
+	struct walk_counters walk;
 };
 
-enum exact_event_type {
-	EXACT_EV_STACK = 1,             /* struct walk_result head + nframe frames */
-	EXACT_EV_FINALIZE = 2,          /* struct exact_note */
-};
+/* Ring buffer records: stack events (PY_EV_STACK, see pyframe.h) and notes. */
+#define EXACT_EV_FINALIZE 2             /* struct exact_note */
 
 struct exact_note {
 	__u32 type;
 	__u32 tgid;
-};
-
-/* Stack events start like struct stack_event_head (= struct walk_result's head,
- * see pywalk.bpf.h) and carry nframe struct py_frame after it. */
-struct stack_event_head {
-	__u32 type;
-	__u32 tgid;
-	__u64 stack_id;
-	__u32 nframe;
-	__u32 total_nframe;
-	__u32 status;
-	__u32 pad;
 };
 
 #endif /* TMBPF_EXACT_H */

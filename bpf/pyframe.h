@@ -83,6 +83,28 @@ struct py_frame {
 #define WALK_UNREADABLE  (1u << 2)      /* a read of target memory failed mid-walk */
 #define WALK_NO_RUNTIME  (1u << 3)      /* interpreter not initialised (no TSS key yet) */
 
+/* Counters every program that walks stacks keeps (embedded in its stats). */
+struct walk_counters {
+	__u64 lost_stack_events;        /* ring buffer full: traceback unknown */
+	__u64 unreadable_stacks;        /* a frame read failed mid-walk */
+	__u64 truncated_stacks;         /* deeper than max_walk: total_nframe is a lower bound */
+	__u64 no_tstate;                /* no Python thread state: ("<unknown>", 0) */
+	__u64 before_init;              /* before the runtime's TSS key existed */
+};
+
+/* Ring buffer records all start with { __u32 type; __u32 tgid; }. */
+#define PY_EV_STACK 1                   /* struct stack_event_head + nframe py_frame */
+
+struct stack_event_head {
+	__u32 type;
+	__u32 tgid;
+	__u64 stack_id;
+	__u32 nframe;
+	__u32 total_nframe;
+	__u32 status;
+	__u32 pad;
+};
+
 #define PY_MAX_NFRAME 256               /* frames stored per traceback (--nframe) */
 #define PY_DEFAULT_MAX_WALK 1024        /* frames walked to count total_nframe */
 

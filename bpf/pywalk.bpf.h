@@ -41,6 +41,20 @@ struct {
 	__type(value, struct walk_result);
 } walk_scratch SEC(".maps");
 
+/* Stack ids already sent to user space. LRU: an evicted id is simply sent again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, __u64);
+	__type(value, __u8);
+} seen_stacks SEC(".maps");
+
+/* Every record for user space: new stacks and the program's own events. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
 /* Set by user space before load. */
 const volatile __u32 nframe_max = 1;            /* tracemalloc's traceback limit */
 const volatile __u32 max_walk = PY_DEFAULT_MAX_WALK;
@@ -298,6 +312,43 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 	if (!r->stack_id)
 		r->stack_id = 1;                /* 0 means "no stack" */
 	return r;
+}
+
+/* Walks the stack and makes sure user space has it: the first time a stack id
+ * is seen its frames go out on the ring buffer. Returns the id, 0 if lost. */
+static __always_inline __u64 py_stack_id(struct py_proc *p, __u32 tgid, struct walk_counters *wc)
+{
+	struct walk_result *r = py_walk(p, tgid);
+	__u32 n, size;
+	__u8 one = 1;
+
+	if (!r)
+		return 0;
+	if (r->status) {
+		if (r->status & WALK_UNREADABLE)
+			__sync_fetch_and_add(&wc->unreadable_stacks, 1);
+		if (r->status & WALK_TRUNCATED)
+			__sync_fetch_and_add(&wc->truncated_stacks, 1);
+		if (r->status & WALK_NO_TSTATE)
+			__sync_fetch_and_add(&wc->no_tstate, 1);
+		if (r->status & WALK_NO_RUNTIME)
+			__sync_fetch_and_add(&wc->before_init, 1);
+	}
+	if (bpf_map_lookup_elem(&seen_stacks, &r->stack_id))
+		return r->stack_id;
+	n = r->nframe;
+	if (n > PY_MAX_NFRAME)
+		n = PY_MAX_NFRAME;
+	size = sizeof(struct stack_event_head) + n * sizeof(struct py_frame);
+	if (size > sizeof(*r))
+		return 0;
+	r->type = PY_EV_STACK;
+	if (bpf_ringbuf_output(&events, r, size, 0)) {
+		__sync_fetch_and_add(&wc->lost_stack_events, 1);
+		return 0;
+	}
+	bpf_map_update_elem(&seen_stacks, &r->stack_id, &one, BPF_ANY);
+	return r->stack_id;
 }
 
 #endif /* TMBPF_PYWALK_BPF_H */

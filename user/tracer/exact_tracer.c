@@ -65,7 +65,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 			t->finalized[t->nfinalized++] = (pid_t)h->tgid;
 		return 0;
 	}
-	if (h->type != EXACT_EV_STACK || len < sizeof(*h) ||
+	if (h->type != PY_EV_STACK || len < sizeof(*h) ||
 	    h->nframe == 0 || h->nframe > PY_MAX_NFRAME ||
 	    len < sizeof(*h) + h->nframe * sizeof(struct py_frame)) {
 		t->lost_events_bad++;
@@ -289,15 +289,15 @@ static void set_exact_counters(struct tm_snapshot *s, const struct exact_stats *
 			       uint64_t bad_events, uint64_t no_proc)
 {
 	tm_set_counter(s, "lost.live_map_full", st->lost_live_full);
-	tm_set_counter(s, "lost.stack_events", st->lost_stack_events);
+	tm_set_counter(s, "lost.stack_events", st->walk.lost_stack_events);
 	tm_set_counter(s, "lost.stack_unknown", missing_stacks);
 	tm_set_counter(s, "lost.bad_events", bad_events);
-	tm_set_counter(s, "frames.unreadable_stacks", st->unreadable_stacks);
+	tm_set_counter(s, "frames.unreadable_stacks", st->walk.unreadable_stacks);
 	tm_set_counter(s, "frames.unresolved", unresolved_frames);
-	tm_set_counter(s, "frames.truncated_walks", st->truncated_stacks);
+	tm_set_counter(s, "frames.truncated_walks", st->walk.truncated_stacks);
 	tm_set_counter(s, "calls.missed_returns", st->missed_returns);
-	tm_set_counter(s, "calls.no_thread_state", st->no_tstate);
-	tm_set_counter(s, "calls.before_runtime_init", st->before_init);
+	tm_set_counter(s, "calls.no_thread_state", st->walk.no_tstate);
+	tm_set_counter(s, "calls.before_runtime_init", st->walk.before_init);
 	tm_set_counter(s, "calls.after_finalize", st->after_finalize);
 	tm_set_counter(s, "calls.unknown_process", no_proc);
 	tm_set_counter(s, "blocks.recorded", st->allocs);
