@@ -515,3 +515,87 @@ fail:
 		     ef && ef->runpath ? "RUNPATH " : "", ld_library_path ? "LD_LIBRARY_PATH" : "");
 	return -ENOENT;
 }
+
+/* ---------------------------------------------------------------- relocations */
+
+int elf_file_foreach_rela(const struct elf_file *ef,
+			  int (*fn)(void *ctx, uint64_t offset, uint32_t type, uint64_t sym_value,
+				    bool sym_defined, int64_t addend),
+			  void *ctx)
+{
+	Elf *elf = (Elf *)ef->elf;
+	Elf_Scn *scn = NULL;
+
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh, symsh;
+		Elf_Data *data, *symdata = NULL;
+		Elf_Scn *symscn;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || sh.sh_entsize == 0)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		if (sh.sh_link && (symscn = elf_getscn(elf, sh.sh_link)) && gelf_getshdr(symscn, &symsh))
+			symdata = elf_getdata(symscn, NULL);
+		size_t n = data->d_size / sizeof(Elf64_Rela);
+		for (size_t i = 0; i < n; i++) {
+			GElf_Rela r;
+			GElf_Sym s;
+			uint64_t value = 0;
+			bool defined = false;
+			int ret;
+
+			if (!gelf_getrela(data, (int)i, &r))
+				break;
+			size_t symi = GELF_R_SYM(r.r_info);
+			if (symi && symdata && gelf_getsym(symdata, (int)symi, &s) && s.st_shndx != SHN_UNDEF) {
+				value = s.st_value;
+				defined = true;
+			}
+			ret = fn(ctx, r.r_offset, (uint32_t)GELF_R_TYPE(r.r_info), value, defined, r.r_addend);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+struct ptr_ctx {
+	uint64_t vaddr;
+	uint64_t value;
+	int status;                     /* 1 found, -ENOENT undefined symbol */
+};
+
+static int ptr_cb(void *ctx, uint64_t offset, uint32_t type, uint64_t sym_value, bool defined,
+		  int64_t addend)
+{
+	struct ptr_ctx *p = ctx;
+
+	if (offset != p->vaddr)
+		return 0;
+	if (type == R_X86_64_RELATIVE) {
+		p->value = (uint64_t)addend;
+		p->status = 1;
+	} else if (type == R_X86_64_64 || type == R_X86_64_GLOB_DAT) {
+		p->value = sym_value + (uint64_t)addend;
+		p->status = defined ? 1 : -ENOENT;
+	} else {
+		p->status = -ENOENT;
+	}
+	return 1;
+}
+
+int elf_file_pointer_at(const struct elf_file *ef, uint64_t vaddr, uint64_t *value)
+{
+	struct ptr_ctx p = { .vaddr = vaddr };
+
+	elf_file_foreach_rela(ef, ptr_cb, &p);
+	if (p.status == 1) {
+		*value = p.value;
+		return 0;
+	}
+	if (p.status < 0)
+		return p.status;
+	return elf_file_read(ef, vaddr, value, sizeof(*value));
+}

@@ -98,6 +98,21 @@ int elf_file_vaddr_to_offset(const struct elf_file *ef, uint64_t vaddr, uint64_t
 /* Link-time vaddr of a file offset. Returns 0, or -EFAULT. */
 int elf_file_offset_to_vaddr(const struct elf_file *ef, uint64_t offset, uint64_t *vaddr);
 
+/* Calls fn for every entry of every SHT_RELA section: r_offset, type
+ * (R_X86_64_*), the value of its symbol (0 if none or undefined) and its
+ * addend. Stops and returns fn's value if fn returns non-zero. */
+int elf_file_foreach_rela(const struct elf_file *ef,
+			  int (*fn)(void *ctx, uint64_t offset, uint32_t type, uint64_t sym_value,
+				    bool sym_defined, int64_t addend),
+			  void *ctx);
+
+/* The pointer-sized value stored at vaddr once the dynamic linker has run,
+ * in link-time terms: a relocation's target (R_X86_64_RELATIVE: addend;
+ * R_X86_64_64/GLOB_DAT: symbol + addend, when the symbol is defined here),
+ * else the file's bytes (ET_EXEC data needs no relocation). Returns 0, or
+ * -EFAULT / -ENOENT (relocated against an undefined symbol). */
+int elf_file_pointer_at(const struct elf_file *ef, uint64_t vaddr, uint64_t *value);
+
 /* Resolves a DT_NEEDED name the way the dynamic linker would for an
  * executable ef (DT_RPATH when there is no DT_RUNPATH, LD_LIBRARY_PATH when
  * ld_library_path is non-NULL, DT_RUNPATH, /etc/ld.so.cache, then the default
