@@ -10,16 +10,15 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "exact.skel.h"
 #include "tracer/exact_tracer.h"
+#include "tracer/bpf_util.h"
 #include "tracer/stack_table.h"
 
 struct exact_link {
@@ -39,17 +38,6 @@ struct exact_tracer {
 	uint64_t lost_events_bad;       /* malformed ring buffer records */
 	struct exact_opts opts;
 };
-
-static bool verbose_libbpf;
-
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
-{
-	if (level == LIBBPF_DEBUG && !verbose_libbpf)
-		return 0;
-	if (level == LIBBPF_INFO && !verbose_libbpf)
-		return 0;
-	return vfprintf(stderr, fmt, args);
-}
 
 static int handle_event(void *ctx, void *data, size_t len)
 {
@@ -89,8 +77,7 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 	}
 	t->opts = *opts;
 	t->resolver = *resolver;
-	verbose_libbpf = opts->verbose;
-	libbpf_set_print(libbpf_print);
+	tm_libbpf_setup(opts->verbose);
 	if (stack_table_init(&t->stacks) < 0) {
 		tm_error_set(err, "out of memory");
 		free(t);
@@ -255,33 +242,9 @@ int exact_tracer_stats(struct exact_tracer *t, pid_t pid, struct exact_stats *ou
 	return bpf_map__lookup_elem(t->skel->maps.stats, &key, sizeof(key), out, sizeof(*out), 0);
 }
 
-/* Bytes charged to a BPF map, as the kernel reports it in fdinfo. */
-static uint64_t map_memlock(int fd)
-{
-	char path[64], line[128];
-	uint64_t v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "memlock: %" SCNu64, &v) == 1)
-			break;
-	fclose(f);
-	return v;
-}
-
 uint64_t exact_tracer_memory(struct exact_tracer *t)
 {
-	struct bpf_map *m;
-	uint64_t total = 0;
-	struct mallinfo2 mi = mallinfo2();
-
-	bpf_object__for_each_map(m, t->skel->obj)
-		total += map_memlock(bpf_map__fd(m));
-	return total + mi.uordblks + mi.hblkhd;
+	return tm_tracer_memory(t->skel->obj);
 }
 
 static void set_exact_counters(struct tm_snapshot *s, const struct exact_stats *st,
@@ -313,7 +276,6 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 	struct block_val *vals = NULL;
 	struct exact_stats st = {};
 	struct tm_snapshot *s = NULL;
-	struct timespec now;
 	uint64_t missing = 0;
 	__u64 in_batch = 0, out_batch = 0;
 	bool first = true;
@@ -365,11 +327,10 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 	}
 	/* the snapshot shares the tables of the stack table, which grew since the
 	 * clone only if resolve interned new strings; ids stay valid either way */
-	clock_gettime(CLOCK_REALTIME, &now);
 	s->traceback_limit = t->opts.nframe;
 	s->capture.tier = TM_TIER_EXACT;
 	s->capture.pid = pid;
-	s->capture.taken_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	s->capture.taken_ns = tm_now_ns();
 	s->capture.traced_current = st.traced_current;
 	s->capture.traced_peak = st.traced_peak;
 	s->capture.tracer_memory = exact_tracer_memory(t);
