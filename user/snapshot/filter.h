@@ -40,6 +40,17 @@ void tm_filter_destroy(struct tm_filter *f);
 int tm_snapshot_filter_traces(struct tm_snapshot *s, const struct tm_filter *filters,
 			      size_t nfilters, struct tm_error *err);
 
+/* Filter._match_frame(filename, lineno): the frame test XOR (not inclusive).
+ * Meaningful for TM_FILTER_FILENAME filters. */
+bool tm_filter_match_frame(const struct tm_filter *f, const char *filename, size_t len,
+			   uint32_t lineno);
+/* Filter._match_traceback(frames of traceback tb of s). */
+bool tm_filter_match_traceback(const struct tm_filter *f, const struct tm_snapshot *s, tm_id tb);
+/* BaseFilter._match(trace): whether the trace passes this one filter (for an
+ * exclusive filter: is not excluded by it). */
+bool tm_filter_match_trace(const struct tm_filter *f, const struct tm_snapshot *s,
+			   const struct tm_trace *t);
+
 /* fnmatch.fnmatch(name, pattern) on UTF-8 strings (code point semantics). */
 bool tm_fnmatch(const char *pattern, size_t plen, const char *name, size_t nlen);
 

@@ -29,6 +29,18 @@ void tm_print_traceback_format(FILE *out, const struct tm_snapshot *s, tm_id tra
 			       bool has_limit, int64_t limit, bool most_recent_first,
 			       const char *root_dir);
 
+/* Traceback.format() of a statistic's traceback (frames most recent first, as
+ * struct tm_statistic holds them); same output as tm_print_traceback_format. */
+void tm_print_frames_format(FILE *out, const struct tm_stat_frame *frames, uint32_t nframe,
+			    bool has_limit, int64_t limit, bool most_recent_first,
+			    const char *root_dir);
+
+/* Writes str(trace) followed by '\n': "<oldest frame>: <size>". */
+void tm_print_trace(FILE *out, const struct tm_snapshot *s, const struct tm_trace *t);
+
+/* Drops the source files that linecache keeps for the life of the process. */
+void tm_linecache_clear(void);
+
 /* linecache.getline(filename, lineno).strip(): 0 and the text in buf, or -1 when
  * the file or line does not exist (Python returns ''). */
 int tm_linecache_getline(const char *root_dir, const char *filename, uint32_t lineno,
