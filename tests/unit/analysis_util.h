@@ -8,10 +8,13 @@
 #define TMBPF_TESTS_ANALYSIS_UTIL_H
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "snapshot/snapshot.h"
 
@@ -97,6 +100,97 @@ static inline char *analysis_capture_end(struct analysis_capture *c)
 {
 	fclose(c->fp);
 	return c->buf;
+}
+
+/* The CPython that gives expected values (see DEVELOPERS.md). */
+#define ANALYSIS_PYTHON "/usr/bin/python3"
+
+/*
+ * Runs argv[0] (a path) with argv in directory cwd (NULL = ours), stdin from
+ * stdin_path (NULL = /dev/null), and returns its exit status (-1 if it could
+ * not run) with everything it wrote to stdout in *out (caller frees).
+ * stderr is left alone so that Python's tracebacks show in the test log.
+ */
+static inline int analysis_run(const char *cwd, const char *stdin_path, char *const argv[],
+			       char **out, size_t *outlen)
+{
+	struct analysis_capture cap;
+	int fds[2], status;
+	char buf[65536];
+	ssize_t n;
+	pid_t pid;
+
+	*out = NULL;
+	*outlen = 0;
+	if (pipe(fds))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int in = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY);
+
+		if (in < 0 || dup2(in, 0) < 0 || dup2(fds[1], 1) < 0 || (cwd && chdir(cwd)))
+			_exit(126);
+		close(fds[0]);
+		close(fds[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	analysis_capture_begin(&cap);
+	while ((n = read(fds[0], buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, cap.fp);
+	close(fds[0]);
+	fflush(cap.fp);
+	*outlen = cap.len;
+	*out = analysis_capture_end(&cap);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Skips the calling test, loudly, when the reference CPython is missing. */
+#define ANALYSIS_REQUIRE_PYTHON()                                               \
+	do {                                                                    \
+		if (access(ANALYSIS_PYTHON, X_OK) != 0) {                       \
+			cr_log_warn("SKIPPED: %s is missing; expected values come " \
+				    "from running CPython", ANALYSIS_PYTHON);   \
+			cr_skip_test("%s is missing", ANALYSIS_PYTHON);         \
+		}                                                               \
+	} while (0)
+
+/* A fresh directory under /tmp (caller removes it with analysis_rmtree). */
+static inline char *analysis_tmpdir(void)
+{
+	char *d = strdup("/tmp/tmbpf-analysis-XXXXXX");
+
+	cr_assert_not_null(mkdtemp(d));
+	return d;
+}
+
+static inline void analysis_write_file(const char *dir, const char *name, const void *data,
+				       size_t len)
+{
+	char path[4096];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "wb");
+	cr_assert_not_null(fp, "cannot create %s", path);
+	cr_assert_eq(fwrite(data, 1, len, fp), len);
+	cr_assert_eq(fclose(fp), 0);
+}
+
+static inline void analysis_rmtree(char *dir)
+{
+	char *argv[] = { "/bin/rm", "-rf", dir, NULL };
+	char *out;
+	size_t len;
+
+	analysis_run(NULL, NULL, argv, &out, &len);
+	free(out);
+	free(dir);
 }
 
 #endif

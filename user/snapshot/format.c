@@ -647,7 +647,7 @@ void tm_print_frames_format(FILE *out, const struct tm_stat_frame *frames, uint3
 		if (limit > 0)
 			start = limit >= n ? 0 : n - limit;     /* self[-limit:] */
 		else
-			end = limit == 0 ? 0 : (-limit >= n ? 0 : n + limit); /* self[:limit] */
+			end = limit == 0 || limit <= -n ? 0 : n + limit; /* self[:limit] */
 	}
 	for (k = 0; k < end - start; k++) {
 		int64_t pos = most_recent_first ? end - 1 - k : start + k;

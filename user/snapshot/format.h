@@ -24,7 +24,8 @@ void tm_print_statistic_diff(FILE *out, const struct tm_statistic_diff *d);
 /* Writes the lines of Traceback(frames).format(limit, most_recent_first), one per
  * line. frames are most recent first (as stored). has_limit=false is limit=None.
  * Source lines come from linecache: files are opened under root_dir (e.g.
- * "/proc/PID/root" for a live target; NULL = "/"). */
+ * "/proc/PID/root" for a live target); NULL opens names as they are, relative
+ * ones from the current directory, as Python's linecache does. */
 void tm_print_traceback_format(FILE *out, const struct tm_snapshot *s, tm_id traceback,
 			       bool has_limit, int64_t limit, bool most_recent_first,
 			       const char *root_dir);
