@@ -264,49 +264,62 @@ int procmaps_check_file(const struct procmaps_entry *e, const char *host_path, s
 	return 0;
 }
 
+/* The bias a mapping implies if it maps (part of) segment seg, or false.
+ * The kernel maps a segment from the page holding p_offset; p_vaddr and
+ * p_offset are congruent modulo the page size, so start - offset -
+ * (p_vaddr - p_offset) is the bias for any mapping inside the segment. */
+static bool bias_for(const struct procmaps_entry *e, const struct procmaps_segment *seg, uint64_t *bias)
+{
+	uint64_t seg_page = seg->offset & ~(uint64_t)0xfff;
+
+	if (e->offset < seg_page || e->offset >= seg->offset + seg->filesz)
+		return false;
+	*bias = e->start - e->offset - (seg->vaddr - seg->offset);
+	return true;
+}
+
+/* Does every mapping of path agree that b is a possible bias? */
+static bool bias_fits_all(const struct procmaps *m, const char *path,
+			  const struct procmaps_segment *seg, size_t nseg, uint64_t b)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		bool ok = false;
+
+		if (strcmp(m->v[i].path, path) != 0)
+			continue;
+		for (size_t s = 0; s < nseg && !ok; s++) {
+			uint64_t c;
+
+			ok = bias_for(&m->v[i], &seg[s], &c) && c == b;
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 int procmaps_load_bias(const struct procmaps *m, const char *path,
 		       const struct procmaps_segment *seg, size_t nseg,
 		       int64_t *bias, struct tm_error *err)
 {
-	bool found_file = false, have = false;
-	uint64_t b = 0;
+	const struct procmaps_entry *first = procmaps_find_file(m, path);
 
-	for (size_t i = 0; i < m->n; i++) {
-		const struct procmaps_entry *e = &m->v[i];
-
-		if (strcmp(e->path, path) != 0)
-			continue;
-		found_file = true;
-		for (size_t s = 0; s < nseg; s++) {
-			/* The kernel maps a segment from the page holding p_offset;
-			 * p_vaddr and p_offset are congruent modulo the page size,
-			 * so start - offset - (p_vaddr - p_offset) is the bias for
-			 * any mapping that lies inside the segment's file range. */
-			uint64_t seg_page = seg[s].offset & ~(uint64_t)0xfff;
-
-			if (e->offset < seg_page || e->offset >= seg[s].offset + seg[s].filesz)
-				continue;
-			uint64_t cand = e->start - e->offset - (seg[s].vaddr - seg[s].offset);
-
-			if (have && cand != b) {
-				tm_error_set(err, "%s: mappings disagree on the load bias "
-					     "(%#" PRIx64 " vs %#" PRIx64 ")", path, b, cand);
-				return -EINVAL;
-			}
-			b = cand;
-			have = true;
-			break;
-		}
-	}
-	if (!found_file) {
+	if (!first) {
 		tm_error_set(err, "%s is not mapped in process %d", path, (int)m->pid);
 		return -ENOENT;
 	}
-	if (!have) {
-		tm_error_set(err, "%s: no mapping in process %d matches a PT_LOAD segment",
-			     path, (int)m->pid);
-		return -EINVAL;
+	/* A page can belong to two segments (the end of one and the start of
+	 * the next share a page in the file), so a single mapping may suggest
+	 * two biases: keep the one every mapping of the file agrees with. */
+	for (size_t s = 0; s < nseg; s++) {
+		uint64_t b;
+
+		if (bias_for(first, &seg[s], &b) && bias_fits_all(m, path, seg, nseg, b)) {
+			*bias = (int64_t)b;
+			return 0;
+		}
 	}
-	*bias = (int64_t)b;
-	return 0;
+	tm_error_set(err, "%s: its mappings in process %d do not match its PT_LOAD segments "
+		     "with a single load bias", path, (int)m->pid);
+	return -EINVAL;
 }
