@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "tracer/capture_plan.h"
+#include "tracer/elfinfo.h"
+#include "tracer/procmaps.h"
+#include "tracer/remote.h"
+#include "tracer/x86dec.h"
+
+static const enum exact_fn slot_fn[4] = {
+	EXACT_FN_MALLOC, EXACT_FN_CALLOC, EXACT_FN_REALLOC, EXACT_FN_FREE,
+};
+static const char *const domain_name[3] = { "raw", "mem", "obj" };
+
+/* A function of some module, as the plan needs it. */
+struct code_site {
+	const char *host_path;
+	const struct elf_file *ef;
+	bool in_interp;                 /* the module holding _PyRuntime (cookie vaddr usable) */
+	uint64_t vaddr;                 /* link-time start of the function */
+};
+
+struct symbol_query {
+	uint64_t vaddr;
+	char name[96];
+	uint64_t size;
+	bool found;
+};
+
+static int find_symbol_at(void *ctx, const char *name, const struct elf_sym *sym)
+{
+	struct symbol_query *q = ctx;
+
+	if (sym->value != q->vaddr || sym->type != 2 /* STT_FUNC */)
+		return 0;
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	q->size = sym->size;
+	q->found = true;
+	return 1;
+}
+
+static const char *store_binary(struct capture_plan *plan, const char *path)
+{
+	for (size_t i = 0; i < plan->nbinaries; i++)
+		if (!strcmp(plan->binaries[i], path))
+			return plan->binaries[i];
+	if (plan->nbinaries == sizeof(plan->binaries) / sizeof(plan->binaries[0]))
+		return NULL;
+	snprintf(plan->binaries[plan->nbinaries], PATH_MAX, "%s", path);
+	return plan->binaries[plan->nbinaries++];
+}
+
+static bool have_probe(const struct capture_plan *plan, const char *binary, uint64_t off,
+		       enum exact_fn fn)
+{
+	for (size_t i = 0; i < plan->nprobes; i++)
+		if (plan->probes[i].file_offset == off && plan->probes[i].fn == fn &&
+		    !strcmp(plan->probes[i].binary, binary))
+			return true;
+	return false;
+}
+
+/* Adds a probe at the best place of a function that takes an allocator ctx
+ * first (a table target): the first instruction the kernel emulates before
+ * rsp or the argument registers change, when the symbol gives the function's
+ * extent; its entry otherwise. */
+static int add_target_probe(struct capture_plan *plan, const struct code_site *site,
+			    enum exact_fn fn, const char *what, struct tm_error *err)
+{
+	struct symbol_query q = { .vaddr = site->vaddr };
+	struct exact_probe *p;
+	uint32_t off = 0;
+	uint64_t file_off;
+	bool emulated = false;
+	const char *binary;
+
+	elf_file_foreach_symbol(site->ef, find_symbol_at, &q);
+	if (q.found && q.size) {
+		const uint8_t *code = elf_file_bytes(site->ef, site->vaddr, q.size);
+
+		if (code)
+			off = x86_probe_offset(code, q.size, site->vaddr,
+					       X86_REGBIT(X86_RSI) | X86_REGBIT(X86_RDX), &emulated);
+	} else {
+		const uint8_t *code = elf_file_bytes(site->ef, site->vaddr, X86_MAX_INSN);
+		struct x86_insn insn;
+
+		emulated = code && x86_decode(code, X86_MAX_INSN, site->vaddr, &insn) > 0 &&
+			   x86_uprobe_emulated(&insn);
+	}
+	if (elf_file_vaddr_to_offset(site->ef, site->vaddr + off, &file_off)) {
+		tm_error_set(err, "%s: the %s function at 0x%llx is not in the file", site->host_path,
+			     what, (unsigned long long)site->vaddr);
+		return -1;
+	}
+	binary = store_binary(plan, site->host_path);
+	if (!binary || plan->nprobes == CAPTURE_MAX_PROBES) {
+		tm_error_set(err, "too many probe points");
+		return -1;
+	}
+	if (have_probe(plan, binary, file_off, fn))
+		return 0;                       /* mem and obj share their targets */
+	p = &plan->probes[plan->nprobes];
+	snprintf(plan->names[plan->nprobes], sizeof(plan->names[0]), "%s (%s)",
+		 q.found ? q.name : "unnamed function", what);
+	p->name = plan->names[plan->nprobes];
+	p->binary = binary;
+	p->file_offset = file_off;
+	p->vaddr = site->in_interp ? site->vaddr + off : 0;
+	p->fn = fn;
+	p->ctx_arg = true;
+	p->optional = false;
+	if (!emulated)
+		plan->single_stepped++;
+	plan->nprobes++;
+	return 0;
+}
+
+/* Adds a probe on one of the interpreter's known functions (public API,
+ * PyTraceMalloc_*, Py_FinalizeEx, _Py_NewReference). */
+static int add_func_probe(struct capture_plan *plan, const struct py_interp *pi,
+			  enum py_func_id id, enum exact_fn fn, bool optional,
+			  struct tm_error *err)
+{
+	const struct py_func *f = &pi->funcs[id];
+	struct exact_probe *p;
+	const char *binary;
+
+	if (!f->found) {
+		if (optional)
+			return 0;
+		tm_error_set(err, "%s: %s not found", pi->host_path, py_func_name(id));
+		return -1;
+	}
+	binary = store_binary(plan, pi->host_path);
+	if (!binary || plan->nprobes == CAPTURE_MAX_PROBES) {
+		tm_error_set(err, "too many probe points");
+		return -1;
+	}
+	p = &plan->probes[plan->nprobes];
+	snprintf(plan->names[plan->nprobes], sizeof(plan->names[0]), "%s", py_func_name(id));
+	p->name = plan->names[plan->nprobes];
+	p->binary = binary;
+	p->file_offset = f->file_offset + f->probe_offset;
+	p->vaddr = f->vaddr + f->probe_offset;
+	p->fn = fn;
+	p->ctx_arg = false;
+	p->optional = optional;
+	if (!f->probe_emulated)
+		plan->single_stepped++;
+	plan->nprobes++;
+	return 0;
+}
+
+static int add_common_probes(struct capture_plan *plan, const struct py_interp *pi,
+			     bool reattribute, struct tm_error *err)
+{
+	if (add_func_probe(plan, pi, PY_FN_TRACEMALLOC_TRACK, EXACT_FN_TRACK, false, err) ||
+	    add_func_probe(plan, pi, PY_FN_TRACEMALLOC_UNTRACK, EXACT_FN_UNTRACK, false, err) ||
+	    add_func_probe(plan, pi, PY_FN_FINALIZE_EX, EXACT_FN_FINALIZE, true, err))
+		return -1;
+	/* free-list reuse: _Py_NewReference is exported from 3.9 on */
+	if (reattribute &&
+	    add_func_probe(plan, pi, PY_FN_NEW_REFERENCE, EXACT_FN_NEWREF, true, err))
+		return -1;
+	return 0;
+}
+
+static int add_public_api(struct capture_plan *plan, const struct py_interp *pi, int domain,
+			  struct tm_error *err)
+{
+	static const enum py_func_id first[3] = { PY_FN_RAW_MALLOC, PY_FN_MEM_MALLOC, PY_FN_OBJ_MALLOC };
+
+	for (int k = 0; k < 4; k++)
+		if (add_func_probe(plan, pi, (enum py_func_id)(first[domain] + k), slot_fn[k], false, err))
+			return -1;
+	return 0;
+}
+
+static uint64_t slot(const struct py_allocator *a, int k)
+{
+	switch (k) {
+	case 0: return a->malloc;
+	case 1: return a->calloc;
+	case 2: return a->realloc;
+	default: return a->free;
+	}
+}
+
+int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmalloc,
+			 bool reattribute, struct capture_plan *plan, struct tm_error *err)
+{
+	struct elf_file ef;
+	const char *pm = user_pythonmalloc && *user_pythonmalloc ? user_pythonmalloc : NULL;
+	bool use_raw_targets = false, public_api = false;
+	int ret = -1;
+
+	memset(plan, 0, sizeof(*plan));
+	if (!pi->inl.complete && !pm) {
+		/* LTO build: only a table that no longer holds its default target is
+		 * called through at every site; PYTHONMALLOC=malloc does that for
+		 * the object and memory domains */
+		pm = "malloc";
+		plan->set_pythonmalloc = "malloc";
+	}
+	if (pm && !strcmp(pm, "malloc"))
+		use_raw_targets = true;
+	else if (pm && strcmp(pm, "pymalloc"))
+		public_api = true;              /* debug hooks: not known before they are set up */
+	if (elf_file_open(&ef, pi->host_path, err))
+		return -1;
+	for (int d = 0; d < 3; d++) {
+		const struct py_alloc_table *tab = &pi->tables[use_raw_targets ? PY_DOMAIN_RAW : d];
+
+		if (public_api || !tab->found) {
+			if (add_public_api(plan, pi, d, err))
+				goto out;
+			continue;
+		}
+		for (int k = 0; k < 4; k++) {
+			struct code_site site = { pi->host_path, &ef, true, slot(&tab->initial, k) };
+			char what[48];
+
+			snprintf(what, sizeof(what), "%s domain %s", domain_name[d],
+				 k == 0 ? "malloc" : k == 1 ? "calloc" : k == 2 ? "realloc" : "free");
+			if (add_target_probe(plan, &site, slot_fn[k], what, err))
+				goto out;
+		}
+	}
+	if (add_common_probes(plan, pi, reattribute, err))
+		goto out;
+	if (pi->inl.complete) {
+		plan->coverage = TM_COVERAGE_COMPLETE;
+		snprintf(plan->coverage_note, sizeof(plan->coverage_note),
+			 "every call of the three allocator domains (%s)", pi->inl.verdict);
+	} else if (use_raw_targets) {
+		plan->coverage = TM_COVERAGE_PARTIAL;
+		snprintf(plan->coverage_note, sizeof(plan->coverage_note),
+			 "object and memory domains complete with PYTHONMALLOC=malloc; raw-domain calls that this LTO build inlined into a direct malloc() are not seen (%s)",
+			 pi->inl.verdict);
+	} else {
+		plan->coverage = TM_COVERAGE_PARTIAL;
+		snprintf(plan->coverage_note, sizeof(plan->coverage_note),
+			 "PYTHONMALLOC=%s on an LTO build: allocations inlined into callers are not seen (%s)",
+			 pm, pi->inl.verdict);
+	}
+	ret = 0;
+out:
+	elf_file_close(&ef);
+	return ret;
+}
+
+int capture_plan_for_pid(const struct py_interp *pi, bool reattribute,
+			 struct capture_plan *plan, struct tm_error *err)
+{
+	struct py_allocator live[3];
+	struct elf_file ef;
+	struct remote mem;
+	bool partial = false;
+	char partial_domains[32] = "";
+	int ret = -1;
+
+	memset(plan, 0, sizeof(*plan));
+	if (remote_init(&mem, pi->pid) < 0) {
+		tm_error_set(err, "cannot read the memory of PID %d: %s", (int)pi->pid, strerror(errno));
+		return -1;
+	}
+	if (py_interp_read_allocators(pi, &mem, live) < 0) {
+		tm_error_set(err, "PID %d: cannot read the allocator tables of its interpreter",
+			     (int)pi->pid);
+		remote_close(&mem);
+		return -1;
+	}
+	remote_close(&mem);
+	if (elf_file_open(&ef, pi->host_path, err))
+		return -1;
+	for (int d = 0; d < 3; d++) {
+		const struct py_alloc_table *tab = &pi->tables[d];
+		bool all_in_module = true;
+
+		/* a domain whose table still holds the targets an LTO build inlined
+		 * is only partly visible, whichever function we probe */
+		if (!pi->inl.complete && tab->found &&
+		    live[d].malloc - (uint64_t)pi->bias == tab->initial.malloc) {
+			partial = true;
+			strcat(partial_domains, partial_domains[0] ? ", " : "");
+			strcat(partial_domains, domain_name[d]);
+		}
+		for (int k = 0; k < 4; k++) {
+			uint64_t v = slot(&live[d], k) - (uint64_t)pi->bias;
+
+			if (!elf_file_bytes(&ef, v, 1)) {
+				all_in_module = false;  /* a custom allocator in another module */
+				break;
+			}
+		}
+		if (!all_in_module) {
+			if (add_public_api(plan, pi, d, err))
+				goto out;
+			continue;
+		}
+		for (int k = 0; k < 4; k++) {
+			struct code_site site = { pi->host_path, &ef, true,
+						  slot(&live[d], k) - (uint64_t)pi->bias };
+			char what[48];
+
+			snprintf(what, sizeof(what), "%s domain %s", domain_name[d],
+				 k == 0 ? "malloc" : k == 1 ? "calloc" : k == 2 ? "realloc" : "free");
+			if (add_target_probe(plan, &site, slot_fn[k], what, err))
+				goto out;
+		}
+	}
+	if (add_common_probes(plan, pi, reattribute, err))
+		goto out;
+	if (!partial) {
+		plan->coverage = TM_COVERAGE_COMPLETE;
+		snprintf(plan->coverage_note, sizeof(plan->coverage_note),
+			 "every call of the three allocator domains (%s)", pi->inl.verdict);
+	} else {
+		plan->coverage = TM_COVERAGE_PARTIAL;
+		snprintf(plan->coverage_note, sizeof(plan->coverage_note),
+			 "LTO build with its default allocator in the %s domain(s): calls inlined into callers are not seen; for complete coverage start it with `tmbpf run` (or PYTHONMALLOC=malloc) (%s)",
+			 partial_domains, pi->inl.verdict);
+	}
+	ret = 0;
+out:
+	elf_file_close(&ef);
+	return ret;
+}

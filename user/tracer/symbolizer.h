@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Resolves recorded frames (code object, offset) of traced processes to
+ * (filename, lineno) by reading the code objects from the target's memory
+ * (pycode.c), through one validated cache per process. Provides the
+ * struct frame_resolver the tracers call as new stacks arrive.
+ */
+#ifndef TMBPF_SYMBOLIZER_H
+#define TMBPF_SYMBOLIZER_H
+
+#include "tracer/exact_tracer.h"
+#include "tracer/pycode.h"
+#include "tracer/pyinterp.h"
+
+struct symbolizer;
+
+struct symbolizer *symbolizer_new(void);
+void symbolizer_free(struct symbolizer *sy);
+
+/* Registers pid with its interpreter (copied). For a program that has not
+ * started yet (tmbpf run), the load bias is found from /proc/PID/maps when
+ * its first stack arrives. */
+int symbolizer_add(struct symbolizer *sy, pid_t pid, const struct py_interp *pi);
+void symbolizer_remove(struct symbolizer *sy, pid_t pid);
+
+/* The resolver to give a tracer. */
+struct frame_resolver symbolizer_resolver(struct symbolizer *sy);
+
+/* Code-object read statistics of pid (all zero if unknown). */
+struct py_code_stats symbolizer_stats(const struct symbolizer *sy, pid_t pid);
+
+#endif
