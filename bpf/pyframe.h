@@ -46,9 +46,16 @@ struct py_offsets {
 	__u32 f_trace;                  /* 3.8/3.9: f_trace */
 	__u32 f_lineno;                 /* <=3.10: f_lineno */
 	__u32 f_owner;                  /* 3.11+: owner (char) */
-	/* PyCodeObject (3.11+) */
-	__u32 co_firsttraceable;
-	__u32 co_code_adaptive;
+	/* PyCodeObject: the walker reads [co_block_off, co_block_off + co_block_len)
+	 * of each frame's code object (<= 128 bytes) to tell apart code objects
+	 * that lived at the same address one after the other */
+	__u32 co_block_off;
+	__u32 co_block_len;
+	__u32 co_firstlineno;           /* int */
+	__u32 co_filename;              /* PyObject* */
+	__u32 co_linetable;             /* co_lnotab (3.8/3.9) or co_linetable */
+	__u32 co_firsttraceable;        /* 3.11+ */
+	__u32 co_code_adaptive;         /* 3.11+ */
 	/* glibc: struct pthread offsets from the thread pointer (fsbase) */
 	__u32 tsd_first_block;          /* specific_1stblock[0] (keys 0..31, 16 B each) */
 	__u32 tsd_second_level;         /* specific[] (pointers to blocks of 32 keys) */
@@ -75,13 +82,26 @@ struct py_frame {
 	__u64 code;                     /* PyCodeObject* in the target */
 	__s32 addr;                     /* byte offset for PyCode_Addr2Line, or a line (PYF_LINENO) */
 	__u32 flags;
+	/* what the code object held when the frame was recorded: user space
+	 * checks the object it reads later is still that one */
+	__s32 firstlineno;
+	__u32 ident;                    /* py_code_ident(co_filename, co_linetable) */
 };
+
+/* A 32-bit digest of a code object's filename and line-table pointers. */
+static inline __u32 py_code_ident(__u64 filename, __u64 linetable)
+{
+	__u64 h = (filename ^ (linetable * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+
+	return (__u32)(h >> 32);
+}
 
 /* Status bits of one walk (stack events carry them). */
 #define WALK_NO_TSTATE   (1u << 0)      /* no thread state: ("<unknown>", 0) */
 #define WALK_TRUNCATED   (1u << 1)      /* more than max_walk frames: total is a lower bound */
 #define WALK_UNREADABLE  (1u << 2)      /* a read of target memory failed mid-walk */
 #define WALK_NO_RUNTIME  (1u << 3)      /* interpreter not initialised (no TSS key yet) */
+#define WALK_CODE_UNREADABLE (1u << 4)  /* a code object could not be read: frame dropped */
 
 /* Counters every program that walks stacks keeps (embedded in its stats). */
 struct walk_counters {

@@ -31,6 +31,7 @@ struct walk_result {
 	/* raw bytes of the frame being decoded; in the map, not on the BPF stack,
 	 * because the per-version field offsets are only known at run time */
 	__u8 fbuf[136];
+	__u8 cbuf[136];                 /* the same for the frame's code object */
 };
 
 
@@ -138,9 +139,24 @@ struct walk_loop {
 	__u32 status;
 	__u32 layout;
 	__u32 f_back, f_code, f_lasti, f_trace, f_lineno, f_owner;
+	__u32 co_block_off, co_block_len;
+	__u32 co_firstlineno, co_filename, co_linetable;
 	__u32 co_firsttraceable, co_code_adaptive;
 	__u32 nframe_limit;
 };
+
+#define CBUF_U64(r, off) (*(__u64 *)&(r)->cbuf[(off) & 127])
+#define CBUF_S32(r, off) (*(__s32 *)&(r)->cbuf[(off) & 127])
+
+/* Reads the identifying block of a code object into r->cbuf. */
+static __always_inline int read_code_block(struct walk_loop *w, struct walk_result *r, __u64 code)
+{
+	__u32 len = w->co_block_len & 127;
+
+	if (!len || bpf_probe_read_user(r->cbuf, len, (void *)(code + w->co_block_off)))
+		return -1;
+	return 0;
+}
 
 static __always_inline void walk_record(struct walk_loop *w, struct walk_result *r,
 					__u64 code, __s32 addr, __u32 flags)
@@ -148,10 +164,20 @@ static __always_inline void walk_record(struct walk_loop *w, struct walk_result 
 	__u32 i = w->nframe;
 
 	if (i < w->nframe_limit && i < PY_MAX_NFRAME) {
-		r->frames[i & (PY_MAX_NFRAME - 1)].code = code;
-		r->frames[i & (PY_MAX_NFRAME - 1)].addr = addr;
-		r->frames[i & (PY_MAX_NFRAME - 1)].flags = flags;
+		struct py_frame *f = &r->frames[i & (PY_MAX_NFRAME - 1)];
+
+		f->code = code;
+		f->addr = addr;
+		f->flags = flags;
+		f->firstlineno = 0;
+		f->ident = 0;
+		if (code) {
+			f->firstlineno = CBUF_S32(r, w->co_firstlineno - w->co_block_off);
+			f->ident = py_code_ident(CBUF_U64(r, w->co_filename - w->co_block_off),
+						 CBUF_U64(r, w->co_linetable - w->co_block_off));
+		}
 		w->hash = mix64(w->hash ^ code) + ((__u64)(__u32)addr << 32 | flags);
+		w->hash = mix64(w->hash ^ ((__u64)f->ident << 32 | (__u32)f->firstlineno));
 		w->nframe = i + 1;
 	}
 	w->total++;
@@ -187,10 +213,15 @@ static __always_inline int walk_step_frameobj(struct walk_loop *w, struct walk_r
 		else if (lasti >= 0)
 			lasti *= 2;
 	}
-	if (!code)
-		flags = PYF_NONE;
-	walk_record(w, r, code, flags & PYF_LINENO ? lineno : lasti, flags);
 	w->frame = back;
+	if (!code) {
+		flags = PYF_NONE;
+	} else if (w->nframe < w->nframe_limit && read_code_block(w, r, code)) {
+		w->status |= WALK_CODE_UNREADABLE;
+		code = 0;
+		flags = PYF_NONE;
+	}
+	walk_record(w, r, code, flags & PYF_LINENO ? lineno : lasti, flags);
 	return 0;
 }
 
@@ -220,12 +251,13 @@ static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_res
 		return 0;
 	}
 	code_start = code + w->co_code_adaptive;
+	/* one read gives _co_firsttraceable and the object's identity */
+	if (read_code_block(w, r, code)) {
+		w->status |= WALK_UNREADABLE;
+		return 1;
+	}
 	if (owner != PY_OWNED_BY_GENERATOR) {
-		if (bpf_probe_read_user(&firsttraceable, sizeof(firsttraceable),
-					(void *)(code + w->co_firsttraceable))) {
-			w->status |= WALK_UNREADABLE;
-			return 1;
-		}
+		firsttraceable = CBUF_S32(r, w->co_firsttraceable - w->co_block_off);
 		if ((__s64)(instr - code_start) < 2 * (__s64)firsttraceable)
 			return 0;               /* _PyFrame_IsIncomplete() */
 	}
@@ -288,6 +320,11 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 	w.f_trace = p->off.f_trace;
 	w.f_lineno = p->off.f_lineno;
 	w.f_owner = p->off.f_owner;
+	w.co_block_off = p->off.co_block_off;
+	w.co_block_len = p->off.co_block_len;
+	w.co_firstlineno = p->off.co_firstlineno;
+	w.co_filename = p->off.co_filename;
+	w.co_linetable = p->off.co_linetable;
 	w.co_firsttraceable = p->off.co_firsttraceable;
 	w.co_code_adaptive = p->off.co_code_adaptive;
 	w.nframe_limit = nframe_max;
@@ -300,6 +337,8 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 		r->frames[0].code = 0;
 		r->frames[0].addr = 0;
 		r->frames[0].flags = PYF_NONE;
+		r->frames[0].firstlineno = 0;
+		r->frames[0].ident = 0;
 		w.nframe = 1;
 		w.total = 1;
 		w.hash = 0x2545f4914f6cdd1dULL;
@@ -325,7 +364,7 @@ static __always_inline __u64 py_stack_id(struct py_proc *p, __u32 tgid, struct w
 	if (!r)
 		return 0;
 	if (r->status) {
-		if (r->status & WALK_UNREADABLE)
+		if (r->status & (WALK_UNREADABLE | WALK_CODE_UNREADABLE))
 			__sync_fetch_and_add(&wc->unreadable_stacks, 1);
 		if (r->status & WALK_TRUNCATED)
 			__sync_fetch_and_add(&wc->truncated_stacks, 1);

@@ -19,7 +19,9 @@
 	X(stats)          \
 	X(diff)           \
 	X(convert)        \
-	X(show)
+	X(show)           \
+	X(run)            \
+	X(attach)
 
 #define DECLARE_CMD(name) extern const struct cli_command cli_cmd_##name;
 TMBPF_COMMANDS(DECLARE_CMD)

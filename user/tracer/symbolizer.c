@@ -16,6 +16,7 @@ struct sym_proc {
 	struct remote mem;
 	struct py_code_reader rd;
 	struct py_code_cache *cache;
+	uint64_t replaced;              /* code object at the address is not the recorded one */
 };
 
 struct symbolizer {
@@ -145,6 +146,12 @@ static int resolve(void *ctx, pid_t pid, const struct py_frame *f,
 	ci = py_code_cache_get(p->cache, &p->rd, f->code, &e);
 	if (!ci)
 		return -1;
+	/* the frame was recorded with another code object that has died since */
+	if (ci->firstlineno != f->firstlineno ||
+	    py_code_ident(ci->filename_ptr, ci->linetable_ptr) != f->ident) {
+		p->replaced++;
+		return -1;
+	}
 	*filename = ci->filename;
 	*len = ci->filename_len;
 	if (f->flags & PYF_LINENO)
@@ -159,6 +166,39 @@ struct frame_resolver symbolizer_resolver(struct symbolizer *sy)
 	struct frame_resolver r = { resolve, sy };
 
 	return r;
+}
+
+uint64_t symbolizer_replaced(const struct symbolizer *sy, pid_t pid)
+{
+	struct sym_proc *p = find(sy, pid);
+
+	return p ? p->replaced : 0;
+}
+
+void symbolizer_fill_proc(const struct py_interp *pi, uint32_t tss_key, bool tss_key_known,
+			  struct py_proc *out)
+{
+	const struct py_user_offsets *u = &pi->uoff;
+	uint32_t lo, hi;
+
+	py_interp_fill_proc(pi, tss_key, tss_key_known, out);
+	out->off.co_firstlineno = u->co_firstlineno;
+	out->off.co_filename = u->co_filename;
+	out->off.co_linetable = u->co_linetable;
+	lo = u->co_firstlineno;
+	hi = u->co_firstlineno + 4;
+	if (u->co_filename < lo)
+		lo = u->co_filename;
+	if (u->co_linetable < lo)
+		lo = u->co_linetable;
+	if (u->co_filename + 8 > hi)
+		hi = u->co_filename + 8;
+	if (u->co_linetable + 8 > hi)
+		hi = u->co_linetable + 8;
+	if (out->off.co_firsttraceable && out->off.co_firsttraceable + 4 > hi)
+		hi = out->off.co_firsttraceable + 4;
+	out->off.co_block_off = lo;
+	out->off.co_block_len = hi - lo;
 }
 
 struct py_code_stats symbolizer_stats(const struct symbolizer *sy, pid_t pid)

@@ -26,6 +26,15 @@ void symbolizer_remove(struct symbolizer *sy, pid_t pid);
 /* The resolver to give a tracer. */
 struct frame_resolver symbolizer_resolver(struct symbolizer *sy);
 
+/* Frames whose code object had been replaced by another at the same address
+ * by the time it was read (counted, resolved as "<unknown>"). */
+uint64_t symbolizer_replaced(const struct symbolizer *sy, pid_t pid);
+
+/* py_interp_fill_proc() plus the code-object block the walker reads to tell
+ * code objects apart (see struct py_offsets). */
+void symbolizer_fill_proc(const struct py_interp *pi, uint32_t tss_key, bool tss_key_known,
+			  struct py_proc *out);
+
 /* Code-object read statistics of pid (all zero if unknown). */
 struct py_code_stats symbolizer_stats(const struct symbolizer *sy, pid_t pid);
 

@@ -1,0 +1,627 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli_trace.h"
+#include "output/report.h"
+#include "snapshot/format.h"
+#include "snapshot/snapfile.h"
+#include "tracer/bpf_util.h"
+
+volatile sig_atomic_t cli_trace_stop;
+
+enum {
+	OPT_NFRAME = CLI_OPT_BASE + 0x40,
+	OPT_INTERVAL,
+	OPT_DURATION = CLI_TRACE_OPT_DURATION,
+	OPT_ALL = CLI_TRACE_OPT_ALL,
+	OPT_GROWTH = CLI_OPT_BASE + 0x50,
+	OPT_SAMPLE_PAGES,
+	OPT_MAX_TRACES,
+	OPT_MAX_WALK,
+	OPT_NO_REATTRIBUTE,
+	OPT_OUTPUT = 'o',
+	OPT_VERBOSE = 'v',
+	OPT_QUIET = 'q',
+};
+
+const struct argp_option cli_trace_options[] = {
+	{ NULL, 0, NULL, 0, "Tracing:", 3 },
+	{ "nframe", OPT_NFRAME, "N", 0,
+	  "Store N frames per traceback (1..256, default 1, as tracemalloc.start())", 3 },
+	{ "output", OPT_OUTPUT, "FILE", 0,
+	  "Write snapshots to FILE (default tmbpf-PID.tmbpf; a .pickle/.pkl name writes "
+	  "CPython's format); several snapshots get .N before the extension", 3 },
+	{ "interval", OPT_INTERVAL, "SECONDS", 0, "Also write a snapshot every SECONDS", 3 },
+	{ "growth", OPT_GROWTH, NULL, 0,
+	  "Growth tier: page faults, brk and mmap tracepoints, no trap in the target "
+	  "(the production mode); traces are resident pages (domain 1) and mappings "
+	  "(domain 2)", 3 },
+	{ "sample-pages", OPT_SAMPLE_PAGES, "N", 0,
+	  "Growth tier: one traceback per N faulted pages on average (default 16, 1 = every "
+	  "fault)", 3 },
+	{ "max-traces", OPT_MAX_TRACES, "N", 0,
+	  "Exact tier: room for N live blocks in BPF (default 2097152); more are counted as lost", 3 },
+	{ "max-walk", OPT_MAX_WALK, "N", 0,
+	  "Count at most N frames per stack for total_nframe (default 1024)", 3 },
+	{ "no-reattribute", OPT_NO_REATTRIBUTE, NULL, 0,
+	  "Exact tier: do not follow objects reused from free lists (_Py_NewReference); "
+	  "cheaper, but such objects keep their first traceback", 3 },
+	{ "quiet", OPT_QUIET, NULL, 0, "Print no report, only write the snapshots", 3 },
+	{ "verbose", OPT_VERBOSE, NULL, 0, "Show the probes and libbpf's messages", 3 },
+	{ 0 },
+};
+
+void cli_trace_init(struct trace_cli *tc)
+{
+	memset(tc, 0, sizeof(*tc));
+	tc->nframe = 1;
+	tc->max_walk = PY_DEFAULT_MAX_WALK;
+	tc->max_traces = 1u << 21;
+	tc->sample_pages = 16;
+	tc->reattribute = true;
+	cli_analysis_init(&tc->analysis);
+	tc->started_ns = tm_now_ns();
+}
+
+static int parse_seconds(const char *arg, const char *what, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (!arg[0] || *end || errno || !(v > 0) || v > 1e9) {
+		cli_err("invalid %s: '%s' (a number of seconds > 0)", what, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_trace_parse_opt(struct trace_cli *tc, int key, char *arg)
+{
+	uint64_t v;
+	int r = cli_analysis_parse_opt(&tc->analysis, key, arg);
+
+	if (r != 1)
+		return r;
+	switch (key) {
+	case OPT_NFRAME:
+		if (cli_parse_u64(arg, "--nframe", PY_MAX_NFRAME, &v))
+			return -1;
+		if (v < 1) {
+			cli_err("--nframe out of range (1 to %d): '%s'", PY_MAX_NFRAME, arg);
+			return -1;
+		}
+		tc->nframe = (uint32_t)v;
+		return 0;
+	case OPT_OUTPUT:
+		tc->output = arg;
+		return 0;
+	case OPT_INTERVAL:
+		return parse_seconds(arg, "--interval", &tc->interval);
+	case OPT_DURATION:
+		return parse_seconds(arg, "--duration", &tc->duration);
+	case OPT_GROWTH:
+		tc->growth = true;
+		return 0;
+	case OPT_ALL:
+		tc->all = true;
+		return 0;
+	case OPT_SAMPLE_PAGES:
+		if (cli_parse_u64(arg, "--sample-pages", 1u << 20, &v))
+			return -1;
+		if (v < 1) {
+			cli_err("--sample-pages out of range (1 to %u): '%s'", 1u << 20, arg);
+			return -1;
+		}
+		tc->sample_pages = (uint32_t)v;
+		return 0;
+	case OPT_MAX_TRACES:
+		if (cli_parse_u64(arg, "--max-traces", 1u << 28, &v))
+			return -1;
+		if (v < 1024) {
+			cli_err("--max-traces out of range (1024 to %u): '%s'", 1u << 28, arg);
+			return -1;
+		}
+		tc->max_traces = (uint32_t)v;
+		return 0;
+	case OPT_MAX_WALK:
+		if (cli_parse_u64(arg, "--max-walk", 65535, &v))
+			return -1;
+		if (v < 1) {
+			cli_err("--max-walk out of range (1 to 65535): '%s'", arg);
+			return -1;
+		}
+		tc->max_walk = (uint32_t)v;
+		return 0;
+	case OPT_NO_REATTRIBUTE:
+		tc->reattribute = false;
+		return 0;
+	case OPT_QUIET:
+		tc->quiet = true;
+		return 0;
+	case OPT_VERBOSE:
+		tc->verbose = true;
+		return 0;
+	}
+	return 1;
+}
+
+int cli_trace_finish(struct trace_cli *tc)
+{
+	if (cli_analysis_finish(&tc->analysis))
+		return -1;
+	if (tc->analysis.json) {
+		cli_err("--json is not available for the report of a live trace; "
+			"use 'tmbpf stats --json' on the snapshot file");
+		return -1;
+	}
+	if (tc->all && !tc->growth) {
+		cli_err("--all traces every Python process of the host and needs --growth "
+			"(the tier with no trap in the targets)");
+		return -1;
+	}
+	if (tc->nframe > tc->max_walk)
+		tc->max_walk = tc->nframe;
+	return 0;
+}
+
+void cli_trace_destroy(struct trace_cli *tc)
+{
+	exact_tracer_close(tc->exact);
+	growth_tracer_close(tc->growth_t);
+	symbolizer_free(tc->sym);
+	for (size_t i = 0; i < tc->nprocs; i++) {
+		free(tc->procs[i]->pi);
+		free(tc->procs[i]->command);
+		free(tc->procs[i]->coverage_note);
+		free(tc->procs[i]);
+	}
+	free(tc->procs);
+	for (size_t i = 0; i < tc->nskipped; i++)
+		free(tc->skipped[i]);
+	free(tc->skipped);
+	cli_analysis_destroy(&tc->analysis);
+	memset(tc, 0, sizeof(*tc));
+}
+
+int cli_trace_check_root(const char *what)
+{
+	if (geteuid() != 0) {
+		cli_err("%s needs root: loading BPF programs and reading another process's "
+			"memory take CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE", what);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cli_trace_stop = 1;
+}
+
+void cli_trace_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+int cli_trace_open(struct trace_cli *tc, growth_exec_cb on_exec, void *cb_ctx)
+{
+	struct tm_error err = { "" };
+	struct frame_resolver resolver;
+
+	tc->sym = symbolizer_new();
+	if (!tc->sym) {
+		cli_err("out of memory");
+		return -1;
+	}
+	resolver = symbolizer_resolver(tc->sym);
+	if (tc->growth) {
+		struct growth_opts go = {
+			.nframe = tc->nframe,
+			.max_walk = tc->max_walk,
+			.sample_pages = tc->sample_pages,
+			.host_wide = tc->all,
+			.verbose = tc->verbose,
+		};
+
+		tc->growth_t = growth_tracer_open(&go, &resolver, on_exec, NULL, cb_ctx, &err);
+		if (!tc->growth_t) {
+			cli_err("%s", err.msg);
+			return -1;
+		}
+	} else {
+		struct exact_opts eo = {
+			.nframe = tc->nframe,
+			.max_walk = tc->max_walk,
+			.max_traces = tc->max_traces,
+			.reattribute = tc->reattribute,
+			.verbose = tc->verbose,
+		};
+
+		tc->exact = exact_tracer_open(&eo, &resolver, &err);
+		if (!tc->exact) {
+			cli_err("%s", err.msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+char *cli_proc_cmdline(pid_t pid)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return strdup("?");
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return strdup("?");
+	while (n > 0 && buf[n - 1] == '\0')
+		n--;
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_interp *pi,
+				  const struct capture_plan *plan, const char *command,
+				  struct tm_error *err)
+{
+	struct traced_proc *p;
+	struct py_proc cfg;
+	uint32_t key = 0;
+	bool key_known = false;
+
+	if (tc->nprocs == tc->procs_cap) {
+		size_t c = tc->procs_cap ? tc->procs_cap * 2 : 8;
+		struct traced_proc **n = realloc(tc->procs, c * sizeof(*n));
+
+		if (!n)
+			goto oom;
+		tc->procs = n;
+		tc->procs_cap = c;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto oom;
+	p->pid = pid;
+	p->pi = pi;
+	p->command = strdup(command ? command : "?");
+	if (pi->bias_known) {
+		struct remote mem;
+
+		remote_init(&mem, pid);
+		key_known = py_interp_read_tss_key(pi, &mem, &key) == 0;
+		remote_close(&mem);
+	}
+	symbolizer_fill_proc(pi, key, key_known, &cfg);
+	if (symbolizer_add(tc->sym, pid, pi) < 0) {
+		free(p->command);
+		free(p);
+		goto oom;
+	}
+	if (tc->growth) {
+		p->coverage = tc->sample_pages > 1 ? TM_COVERAGE_SAMPLED : TM_COVERAGE_COMPLETE;
+		p->coverage_note = strdup(tc->sample_pages > 1 ?
+			"page faults sampled with random gaps; sizes are estimates" :
+			"every not-present page fault");
+		if (growth_tracer_add_process(tc->growth_t, pid, &cfg, err) < 0)
+			goto fail;
+	} else {
+		p->coverage = plan->coverage;
+		p->coverage_note = strdup(plan->coverage_note);
+		if (tc->verbose)
+			for (size_t i = 0; i < plan->nprobes; i++)
+				fprintf(stderr, "tmbpf: probe %s at %s:0x%" PRIx64 "%s\n",
+					plan->probes[i].name, plan->probes[i].binary,
+					plan->probes[i].file_offset,
+					plan->probes[i].fn <= EXACT_FN_REALLOC ? " (+return)" : "");
+		if (exact_tracer_add_process(tc->exact, pid, &cfg, plan->probes, plan->nprobes, err) < 0)
+			goto fail;
+	}
+	tc->procs[tc->nprocs++] = p;
+	return p;
+fail:
+	symbolizer_remove(tc->sym, pid);
+	free(p->command);
+	free(p->coverage_note);
+	free(p);
+	return NULL;
+oom:
+	tm_error_set(err, "out of memory");
+	return NULL;
+}
+
+int cli_trace_poll(struct trace_cli *tc, int timeout_ms)
+{
+	return tc->growth ? growth_tracer_poll(tc->growth_t, timeout_ms) :
+			    exact_tracer_poll(tc->exact, timeout_ms);
+}
+
+static bool is_pickle_name(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	return dot && (!strcmp(dot, ".pickle") || !strcmp(dot, ".pkl"));
+}
+
+/* BASE.EXT -> BASE[.PID][.SEQ].EXT (default BASE.EXT: tmbpf-PID.tmbpf) */
+static char *snapshot_path(const struct trace_cli *tc, const struct traced_proc *p, unsigned seq)
+{
+	char *def = NULL, *out = NULL;
+	const char *base = tc->output, *slash, *dot;
+	int stem;
+
+	if (!base) {
+		if (asprintf(&def, "tmbpf-%d.tmbpf", (int)p->pid) < 0)
+			return NULL;
+		base = def;
+	}
+	slash = strrchr(base, '/');
+	dot = strrchr(base, '.');
+	if (!dot || (slash && dot < slash + 2) || dot == base)
+		dot = base + strlen(base);
+	stem = (int)(dot - base);
+	if (tc->all && tc->output && seq)
+		(void)!asprintf(&out, "%.*s.%d.%u%s", stem, base, (int)p->pid, seq, dot);
+	else if (tc->all && tc->output)
+		(void)!asprintf(&out, "%.*s.%d%s", stem, base, (int)p->pid, dot);
+	else if (seq)
+		(void)!asprintf(&out, "%.*s.%u%s", stem, base, seq, dot);
+	else
+		(void)!asprintf(&out, "%s", base);
+	free(def);
+	return out;
+}
+
+static struct tm_snapshot *take_snapshot(struct trace_cli *tc, struct traced_proc *p,
+					 struct tm_error *err)
+{
+	struct tm_snapshot *s;
+	char python[PATH_MAX + 48];
+
+	s = tc->growth ? growth_tracer_snapshot(tc->growth_t, p->pid, err) :
+			 exact_tracer_snapshot(tc->exact, p->pid, err);
+	if (!s)
+		return NULL;
+	snprintf(python, sizeof(python), "%s %s", p->pi->version, p->pi->target_path);
+	s->capture.command = tm_intern_string(s, p->command, strlen(p->command));
+	s->capture.python = tm_intern_string(s, python, strlen(python));
+	s->capture.coverage = p->coverage;
+	s->capture.coverage_note = tm_intern_string(s, p->coverage_note, strlen(p->coverage_note));
+	if (!s->capture.start_ns)
+		s->capture.start_ns = tc->started_ns;
+	if (!tc->growth) {
+		struct py_code_stats cs = symbolizer_stats(tc->sym, p->pid);
+
+		tm_set_counter(s, "code.not_code_object", cs.not_code);
+		tm_set_counter(s, "code.read_faults", cs.read_faults);
+		tm_set_counter(s, "code.bad_table", cs.bad_table + cs.table_too_long);
+		tm_set_counter(s, "code.replaced", symbolizer_replaced(tc->sym, p->pid));
+	}
+	return s;
+}
+
+struct tm_snapshot *cli_trace_snapshot_to_file(struct trace_cli *tc, struct traced_proc *p)
+{
+	struct tm_error err = { "" };
+	struct tm_snapshot *s = take_snapshot(tc, p, &err);
+	char *path;
+	int r;
+
+	if (!s) {
+		cli_err("PID %d: %s", (int)p->pid, err.msg);
+		return NULL;
+	}
+	p->seq++;
+	path = snapshot_path(tc, p, tc->interval > 0 ? p->seq : 0);
+	if (!path) {
+		cli_err("out of memory");
+		tm_snapshot_free(s);
+		return NULL;
+	}
+	r = is_pickle_name(path) ? tm_snapshot_save_pickle(s, path, TM_PICKLE_PY39, &err) :
+				   tm_snapshot_save_native(s, path, &err);
+	if (r) {
+		cli_err("%s", err.msg);
+		free(path);
+		tm_snapshot_free(s);
+		return NULL;
+	}
+	fprintf(stderr, "tmbpf: PID %d: snapshot %s (%" PRIu64 " traces)\n", (int)p->pid, path,
+		s->ntraces);
+	free(path);
+	return s;
+}
+
+static const char *tier_name(enum tm_tier t)
+{
+	switch (t) {
+	case TM_TIER_EXACT: return "exact";
+	case TM_TIER_NATIVE: return "native";
+	case TM_TIER_GROWTH: return "growth";
+	default: return "tracemalloc";
+	}
+}
+
+static const char *coverage_name(enum tm_coverage c)
+{
+	switch (c) {
+	case TM_COVERAGE_COMPLETE: return "complete";
+	case TM_COVERAGE_PARTIAL: return "PARTIAL";
+	case TM_COVERAGE_SAMPLED: return "sampled";
+	default: return "unknown";
+	}
+}
+
+static uint64_t counter(const struct tm_snapshot *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->capture.ncounters; i++) {
+		struct tm_str n = tm_string(s, s->capture.counters[i].name);
+
+		if (n.len == strlen(name) && !memcmp(n.data, name, n.len))
+			return s->capture.counters[i].value;
+	}
+	return 0;
+}
+
+static uint64_t domain_total(const struct tm_snapshot *s, uint32_t domain)
+{
+	uint64_t t = 0;
+
+	for (uint64_t i = 0; i < s->ntraces; i++)
+		if (s->traces[i].domain == domain)
+			t += s->traces[i].size;
+	return t;
+}
+
+/* The report of one process: header, display top, memory, losses. */
+static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_snapshot *s,
+		       FILE *out)
+{
+	char root[64], a[TM_SIZE_BUF], b[TM_SIZE_BUF];
+	const char *root_dir = NULL;
+	struct tm_error err = { "" };
+	bool losses = false;
+
+	fprintf(out, "tmbpf: PID %d: ", (int)p->pid);
+	tm_fputs_pystr(out, (struct tm_str){ p->command, (uint32_t)strlen(p->command) });
+	fprintf(out, "\nCPython %s (%s), %s tier, coverage %s: %s\n", p->pi->version,
+		p->pi->target_path, tier_name(s->capture.tier), coverage_name(p->coverage),
+		p->coverage_note);
+	if (!p->exited) {
+		snprintf(root, sizeof(root), "/proc/%d/root", (int)p->pid);
+		root_dir = root;
+	}
+	if (cli_analysis_filter(&tc->analysis, s))
+		return -1;
+	if (tc->growth) {
+		uint64_t pages = domain_total(s, TM_GROWTH_DOMAIN_PAGES);
+		uint64_t start = counter(s, "rss.start"), now = counter(s, "rss.now");
+
+		fprintf(out, "Resident memory that grew while tracing (domain %u), by line:\n",
+			TM_GROWTH_DOMAIN_PAGES);
+		{
+			/* the file was written before: filtering in place is fine */
+			struct tm_filter f;
+
+			tm_domain_filter_init(&f, true, TM_GROWTH_DOMAIN_PAGES);
+			if (tm_snapshot_filter_traces(s, &f, 1, &err)) {
+				cli_err("%s", err.msg);
+				return -1;
+			}
+		}
+		if (report_display_top(out, s, tc->analysis.key_type, tc->analysis.limit, root_dir, &err)) {
+			cli_err("%s", err.msg);
+			return -1;
+		}
+		fprintf(out, "Pages faulted: %" PRIu64 " (%" PRIu64 " sampled), released: %" PRIu64
+			"; mapped %s, unmapped %s\n",
+			counter(s, "pages.faulted"), counter(s, "pages.sampled"),
+			counter(s, "pages.released"),
+			tm_format_size_u(a, counter(s, "bytes.mapped"), false),
+			tm_format_size_u(b, counter(s, "bytes.unmapped"), false));
+		if (now && start) {
+			char c[TM_SIZE_BUF];
+			int64_t growth = (int64_t)now - (int64_t)start;
+
+			fprintf(out, "RSS: %s at start, %s now (%s); attributed resident growth %s",
+				tm_format_size_u(a, start, false), tm_format_size_u(b, now, false),
+				tm_format_size(c, growth, true), tm_format_size_u(b, pages, false));
+			if (growth > 0)
+				fprintf(out, " = %.1f%% of the RSS growth", 100.0 * (double)pages / (double)growth);
+			fputc('\n', out);
+		}
+	} else {
+		if (report_display_top(out, s, tc->analysis.key_type, tc->analysis.limit, root_dir, &err)) {
+			cli_err("%s", err.msg);
+			return -1;
+		}
+		fprintf(out, "Traced memory: current=%s, peak=%s\n",
+			tm_format_size_u(a, s->capture.traced_current, false),
+			tm_format_size_u(b, s->capture.traced_peak, false));
+	}
+	fprintf(out, "tmbpf memory: %s\n", tm_format_size_u(a, s->capture.tracer_memory, false));
+	for (uint32_t i = 0; i < s->capture.ncounters; i++) {
+		struct tm_str n = tm_string(s, s->capture.counters[i].name);
+
+		if (!s->capture.counters[i].value)
+			continue;
+		if (!((n.len > 5 && !memcmp(n.data, "lost.", 5)) ||
+		      (n.len > 7 && !memcmp(n.data, "frames.", 7)) ||
+		      (n.len > 5 && !memcmp(n.data, "code.", 5)) ||
+		      (n.len == 20 && !memcmp(n.data, "calls.missed_returns", 20)) ||
+		      (n.len == 21 && !memcmp(n.data, "calls.unknown_process", 21))))
+			continue;
+		if (!losses)
+			fprintf(out, "Not seen or not resolved (counted):");
+		losses = true;
+		fprintf(out, " %.*s=%" PRIu64, (int)n.len, n.data, s->capture.counters[i].value);
+	}
+	if (losses)
+		fputc('\n', out);
+	return 0;
+}
+
+int cli_trace_finish_all(struct trace_cli *tc)
+{
+	struct cli_output o;
+	int ret = 0;
+
+	if (!tc->quiet && cli_output_open(&o))
+		return -1;
+	for (size_t i = 0; i < tc->nprocs; i++) {
+		struct traced_proc *p = tc->procs[i];
+		struct tm_snapshot *s;
+
+		if (p->reported)
+			continue;
+		p->reported = true;
+		s = cli_trace_snapshot_to_file(tc, p);
+		if (!s) {
+			ret = -1;
+			continue;
+		}
+		if (!tc->quiet) {
+			if (i)
+				fputc('\n', o.fp);
+			if (report_proc(tc, p, s, o.fp))
+				ret = -1;
+		}
+		tm_snapshot_free(s);
+	}
+	if (!tc->quiet) {
+		if (tc->nskipped) {
+			fprintf(o.fp, "\nPython processes not traced:\n");
+			for (size_t i = 0; i < tc->nskipped; i++)
+				fprintf(o.fp, "  %s\n", tc->skipped[i]);
+		}
+		if (cli_output_commit(&o))
+			ret = -1;
+	}
+	return ret;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What `tmbpf run` and `tmbpf attach` share: the tracing options, the set of
+ * traced processes, periodic and final snapshots written to files, and the
+ * report printed at the end (tracemalloc's "display top" plus traced memory,
+ * the tracer's own memory, coverage and every loss).
+ */
+#ifndef TMBPF_CLI_TRACE_H
+#define TMBPF_CLI_TRACE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cli/cli_common.h"
+#include "tracer/capture_plan.h"
+#include "tracer/exact_tracer.h"
+#include "tracer/growth_tracer.h"
+#include "tracer/pyinterp.h"
+#include "tracer/symbolizer.h"
+
+struct traced_proc {
+	pid_t pid;
+	struct py_interp *pi;
+	char *command;                  /* its command line, for reports */
+	enum tm_coverage coverage;
+	char *coverage_note;
+	bool exited;
+	bool reported;
+	unsigned seq;                   /* snapshots written so far */
+};
+
+struct trace_cli {
+	/* options */
+	uint32_t nframe;
+	uint32_t max_walk;
+	uint32_t max_traces;
+	uint32_t sample_pages;          /* growth: mean pages per fault sample */
+	const char *output;             /* -o FILE (NULL: tmbpf-PID.tmbpf) */
+	double interval;                /* seconds between snapshots, 0 = only at the end */
+	double duration;                /* attach: seconds, 0 = until Ctrl-C / exit */
+	bool growth;
+	bool all;
+	bool reattribute;
+	bool verbose;
+	bool quiet;                     /* no report (files only) */
+	struct cli_analysis analysis;   /* the final report's key type, limit, filters */
+
+	/* state */
+	struct symbolizer *sym;
+	struct exact_tracer *exact;
+	struct growth_tracer *growth_t;
+	struct traced_proc **procs;
+	size_t nprocs, procs_cap;
+	char **skipped;                 /* --all: "PID (command): reason" */
+	size_t nskipped, skipped_cap;
+	uint64_t started_ns;
+};
+
+extern const struct argp_option cli_trace_options[];
+/* keys of the attach-only options, for its own option table */
+#define CLI_TRACE_OPT_DURATION (CLI_OPT_BASE + 0x60)
+#define CLI_TRACE_OPT_ALL (CLI_OPT_BASE + 0x61)
+#define CLI_TRACE_OPT_PID 'p'
+
+void cli_trace_init(struct trace_cli *tc);
+/* 0 handled, -1 error reported, 1 not a tracing/analysis option */
+int cli_trace_parse_opt(struct trace_cli *tc, int key, char *arg);
+/* Checks option combinations; 0 or -1 after cli_err(). */
+int cli_trace_finish(struct trace_cli *tc);
+void cli_trace_destroy(struct trace_cli *tc);
+
+/* Needs root: 0, or -1 after cli_err(). */
+int cli_trace_check_root(const char *what);
+
+/* Opens the tracer of the chosen tier (exact, or growth). 0 or -1. */
+int cli_trace_open(struct trace_cli *tc, growth_exec_cb on_exec, void *cb_ctx);
+
+/* Registers a process (takes pi) with the tracer: for the exact tier, plan
+ * is where to probe; bias_known says whether pi->bias is valid yet. */
+struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_interp *pi,
+				  const struct capture_plan *plan, const char *command,
+				  struct tm_error *err);
+
+int cli_trace_poll(struct trace_cli *tc, int timeout_ms);
+
+/* Takes a snapshot of p now and writes it to its next file (printing the
+ * name on stderr). Returns the snapshot (caller frees) or NULL after cli_err. */
+struct tm_snapshot *cli_trace_snapshot_to_file(struct trace_cli *tc, struct traced_proc *p);
+
+/* Final snapshot + report on stdout for every process not yet reported. */
+int cli_trace_finish_all(struct trace_cli *tc);
+
+/* The command line of pid from /proc (malloc'ed, never NULL on success). */
+char *cli_proc_cmdline(pid_t pid);
+
+/* Set by SIGINT/SIGTERM handlers installed with cli_trace_catch_signals(). */
+extern volatile sig_atomic_t cli_trace_stop;
+void cli_trace_catch_signals(void);
+
+#endif

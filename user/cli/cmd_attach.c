@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tmbpf attach -p PID / --all: traces running Python processes, with no
+ * restart, no code change and nothing written to them, until --duration ends,
+ * Ctrl-C, or the target exits; then writes snapshot(s) and prints the report.
+ * Blocks allocated before attaching are not traced (as tracemalloc after
+ * start()), and frees of them are ignored.
+ *
+ * --all (growth tier) traces every CPython process of the host, those running
+ * now and those that start later: every exec is examined as it happens.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli_trace.h"
+
+static const char attach_doc[] =
+	"Trace a running CPython 3.8-3.13 process (-p PID), or with --growth every "
+	"CPython process of the host (--all), until --duration ends, Ctrl-C, or the "
+	"process exits; then write the snapshot(s) and print the top lines by size."
+	"\v"
+	"The exact tier (default) probes the allocator functions of PID's "
+	"interpreter (uprobes bound to PID: no other process traps). On an LTO build "
+	"running its default allocator (Debian's python3) calls inlined into their "
+	"callers cannot be seen: the report says PARTIAL and why. --growth uses "
+	"tracepoints only (page faults, brk, mmap): no trap in the target, the mode "
+	"to leave running in production.\n"
+	"\n"
+	"Examples:\n"
+	"  tmbpf attach -p 1234 --duration 30 --nframe 10\n"
+	"  tmbpf attach -p 1234 --interval 60 -o srv.tmbpf   # srv.1.tmbpf, srv.2.tmbpf, ...\n"
+	"  tmbpf attach --all --growth --duration 600 -o host.tmbpf\n"
+	"\n" CLI_EXIT_STATUS_DOC;
+
+static const struct argp_option attach_options[] = {
+	{ "pid", CLI_TRACE_OPT_PID, "PID", 0, "The process to trace", 0 },
+	{ "all", CLI_TRACE_OPT_ALL, NULL, 0,
+	  "Every CPython process of the host, now and as they start (needs --growth)", 0 },
+	{ "duration", CLI_TRACE_OPT_DURATION, "SECONDS", 0,
+	  "Stop after SECONDS (default: Ctrl-C or the end of the process)", 0 },
+	CLI_HELP_OPTION,
+	{ 0 },
+};
+
+static const struct argp_option *const attach_tables[] = {
+	attach_options, cli_trace_options, cli_analysis_options, NULL,
+};
+
+struct attach_args {
+	struct trace_cli tc;
+	pid_t pid;
+	/* --all: execs to examine, filled from the ring buffer callback */
+	pid_t *pending;
+	double *pending_deadline;
+	size_t npending, pending_cap;
+};
+
+static int attach_parse_opt(int key, char *arg, void *ctx)
+{
+	struct attach_args *a = ctx;
+	uint64_t v;
+
+	if (key == CLI_TRACE_OPT_PID) {
+		if (cli_parse_u64(arg, "PID", INT_MAX, &v))
+			return -1;
+		if (v < 1) {
+			cli_err("invalid PID: '%s'", arg);
+			return -1;
+		}
+		a->pid = (pid_t)v;
+		return 0;
+	}
+	if (cli_trace_parse_opt(&a->tc, key, arg) == 0)
+		return 0;
+	return -1;
+}
+
+static const struct cli_spec attach_spec = {
+	.name = "attach",
+	.args_doc = "",
+	.doc = attach_doc,
+	.options = attach_tables,
+	.min_args = 0,
+	.max_args = 0,
+	.parse_opt = attach_parse_opt,
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void add_skipped(struct trace_cli *tc, pid_t pid, const char *reason)
+{
+	char *cmd = cli_proc_cmdline(pid), *line = NULL;
+
+	if (tc->nskipped == tc->skipped_cap) {
+		size_t c = tc->skipped_cap ? tc->skipped_cap * 2 : 8;
+		char **n = realloc(tc->skipped, c * sizeof(*n));
+
+		if (!n) {
+			free(cmd);
+			return;
+		}
+		tc->skipped = n;
+		tc->skipped_cap = c;
+	}
+	if (asprintf(&line, "%d (%s): %s", (int)pid, cmd ? cmd : "?", reason) > 0)
+		tc->skipped[tc->nskipped++] = line;
+	free(cmd);
+}
+
+/* Starts tracing pid. quiet_not_python: in --all, non-Python processes are
+ * simply not ours. Returns 0 traced, 1 not Python / skipped, -1 error. */
+static int trace_pid(struct attach_args *a, pid_t pid, bool host_wide, struct tm_error *err)
+{
+	struct trace_cli *tc = &a->tc;
+	struct capture_plan *plan = NULL;
+	struct py_interp *pi = calloc(1, sizeof(*pi));
+	char *command;
+	int r;
+
+	if (!pi) {
+		tm_error_set(err, "out of memory");
+		return -1;
+	}
+	r = py_interp_open_pid(pid, pi, err);
+	if (r) {
+		free(pi);
+		return r == -ENOEXEC || r == -ENOENT || r == -ESRCH ? 1 : -1;
+	}
+	if (!tc->growth) {
+		plan = calloc(1, sizeof(*plan));
+		if (!plan || capture_plan_for_pid(pi, tc->reattribute, plan, err)) {
+			if (!plan)
+				tm_error_set(err, "out of memory");
+			free(plan);
+			free(pi);
+			return -1;
+		}
+	}
+	command = cli_proc_cmdline(pid);
+	r = cli_trace_add(tc, pid, pi, plan, command, err) ? 0 : -1;
+	if (r)
+		free(pi);
+	else if (host_wide)
+		fprintf(stderr, "tmbpf: tracing PID %d (%s), CPython %s\n", (int)pid, command,
+			pi->version);
+	free(command);
+	free(plan);
+	return r;
+}
+
+static bool looks_like_python(pid_t pid)
+{
+	char path[64], line[512];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "/libpython") || strstr(line, "/python");
+	fclose(f);
+	return found;
+}
+
+/* --all: every process running now. */
+static void scan_processes(struct attach_args *a)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t self = getpid();
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct tm_error err = { "" };
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end || pid <= 0 || pid == self || !looks_like_python((pid_t)pid))
+			continue;
+		if (trace_pid(a, (pid_t)pid, true, &err))
+			add_skipped(&a->tc, (pid_t)pid, err.msg[0] ? err.msg : "not a CPython process");
+	}
+	closedir(d);
+}
+
+static void on_exec(void *ctx, pid_t pid)
+{
+	struct attach_args *a = ctx;
+
+	if (a->npending == a->pending_cap) {
+		size_t c = a->pending_cap ? a->pending_cap * 2 : 64;
+		pid_t *n = realloc(a->pending, c * sizeof(*n));
+		double *d = realloc(a->pending_deadline, c * sizeof(*d));
+
+		if (n)
+			a->pending = n;
+		if (d)
+			a->pending_deadline = d;
+		if (!n || !d)
+			return;
+		a->pending_cap = c;
+	}
+	a->pending[a->npending] = pid;
+	/* a shared libpython is mapped by ld.so a few milliseconds after exec */
+	a->pending_deadline[a->npending++] = now_s() + 0.5;
+}
+
+/* --all: processes that exec'd recently and may be (becoming) Python. */
+static void examine_pending(struct attach_args *a)
+{
+	size_t i = 0;
+
+	while (i < a->npending) {
+		struct tm_error err = { "" };
+		pid_t pid = a->pending[i];
+		bool done = true;
+		int r;
+
+		if (kill(pid, 0) && errno == ESRCH) {
+			if (looks_like_python(pid))
+				add_skipped(&a->tc, pid, "exited before it could be traced");
+		} else {
+			r = trace_pid(a, pid, true, &err);
+			if (r == 1 && now_s() < a->pending_deadline[i])
+				done = false;   /* not mapped yet: look again */
+			else if (r && looks_like_python(pid))
+				add_skipped(&a->tc, pid, err.msg[0] ? err.msg : "not a CPython process");
+		}
+		if (done) {
+			a->pending[i] = a->pending[a->npending - 1];
+			a->pending_deadline[i] = a->pending_deadline[a->npending - 1];
+			a->npending--;
+		} else {
+			i++;
+		}
+	}
+}
+
+static bool pid_gone(pid_t pid)
+{
+	char path[64], state = 0;
+	FILE *f;
+
+	if (kill(pid, 0) && errno == ESRCH)
+		return true;
+	/* a zombie has released its memory and cannot allocate any more */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state == 'Z' || state == 'X';
+}
+
+static int attach_run(int argc, char **argv)
+{
+	struct attach_args a;
+	struct trace_cli *tc = &a.tc;
+	struct tm_error err = { "" };
+	double deadline = 0, next_snapshot = 0;
+	int nargs, ret;
+	char **args;
+
+	memset(&a, 0, sizeof(a));
+	cli_trace_init(tc);
+	ret = cli_parse(&attach_spec, argc, argv, &a, &args, &nargs);
+	if (ret) {
+		ret = ret == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+		goto out;
+	}
+	ret = CLI_EXIT_USAGE;
+	if (cli_trace_finish(tc))
+		goto out;
+	if (!a.pid == !tc->all) {
+		cli_err(a.pid ? "attach: -p PID and --all exclude each other"
+			      : "attach: which process? give -p PID (or --all --growth)");
+		goto out;
+	}
+	ret = CLI_EXIT_RUNTIME;
+	if (cli_trace_check_root("attach"))
+		goto out;
+	if (a.pid && pid_gone(a.pid)) {
+		cli_err("no such process: %d", (int)a.pid);
+		goto out;
+	}
+	if (a.pid) {
+		/* examine the target before loading anything */
+		struct py_interp *probe = calloc(1, sizeof(*probe));
+
+		if (!probe) {
+			cli_err("out of memory");
+			goto out;
+		}
+		if (py_interp_open_pid(a.pid, probe, &err)) {
+			cli_err("%s", err.msg);
+			free(probe);
+			goto out;
+		}
+		free(probe);
+	}
+	if (cli_trace_open(tc, tc->all ? on_exec : NULL, &a))
+		goto out;
+	cli_trace_catch_signals();
+	if (a.pid) {
+		if (trace_pid(&a, a.pid, false, &err)) {
+			cli_err("%s", err.msg[0] ? err.msg : "not a CPython process");
+			goto out;
+		}
+		fprintf(stderr, "tmbpf: tracing PID %d (%s tier); Ctrl-C to stop\n", (int)a.pid,
+			tc->growth ? "growth" : "exact");
+	} else {
+		scan_processes(&a);
+		fprintf(stderr, "tmbpf: tracing %zu CPython process(es) and every new one; Ctrl-C to stop\n",
+			tc->nprocs);
+	}
+	if (tc->duration > 0)
+		deadline = now_s() + tc->duration;
+	if (tc->interval > 0)
+		next_snapshot = now_s() + tc->interval;
+	while (!cli_trace_stop) {
+		if (cli_trace_poll(tc, 50) < 0 && errno != EINTR) {
+			cli_err("reading BPF events failed: %s", strerror(errno));
+			break;
+		}
+		if (tc->all)
+			examine_pending(&a);
+		for (size_t i = 0; i < tc->nprocs; i++) {
+			struct traced_proc *p = tc->procs[i];
+
+			if (!p->exited && pid_gone(p->pid)) {
+				p->exited = true;
+				if (tc->all)
+					fprintf(stderr, "tmbpf: PID %d exited\n", (int)p->pid);
+			}
+		}
+		if (a.pid && tc->nprocs && tc->procs[0]->exited)
+			break;
+		if (deadline && now_s() >= deadline)
+			break;
+		if (tc->interval > 0 && now_s() >= next_snapshot) {
+			for (size_t i = 0; i < tc->nprocs; i++)
+				if (!tc->procs[i]->exited)
+					tm_snapshot_free(cli_trace_snapshot_to_file(tc, tc->procs[i]));
+			next_snapshot += tc->interval;
+		}
+	}
+	ret = cli_trace_finish_all(tc) ? CLI_EXIT_RUNTIME : CLI_EXIT_OK;
+out:
+	cli_trace_destroy(tc);
+	free(a.pending);
+	free(a.pending_deadline);
+	return ret;
+}
+
+const struct cli_command cli_cmd_attach = {
+	.name = "attach",
+	.summary = "Trace a running Python process (or, with --growth, all of them)",
+	.run = attach_run,
+};
