@@ -127,6 +127,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(SNAP_SRC) $(wildcard user/snapshot/*.h)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SNAP_SRC) -lz -lm
 
+# The line-table fuzzer runs the target-memory decoders of user/tracer/pycode.c.
+$(BUILD)/fuzz/fuzz_linetable: tests/fuzz/fuzz_linetable.c user/tracer/pycode.c user/tracer/remote.c \
+		$(wildcard user/tracer/*.h) bpf/pyframe.h
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lm
+
 fuzz-build: $(FUZZ_BIN)
 
 fuzz: fuzz-build
