@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -646,6 +647,35 @@ Test(discovery, glibc_tsd_offsets)
 	cr_expect_eq(t.second_level, 0x510);
 	cr_expect_neq(glibc_tsd_from_file("/bin/sleep", &t, &err), 0);
 	cr_expect_not_null(strstr(err.msg, "not glibc"), "got: %s", err.msg);
+}
+
+/* glibc_tsd_read must find what glibc's own pthread_getspecific returns,
+ * for first-level keys and for keys >= 32 (second level). */
+Test(discovery, glibc_tsd_read_self)
+{
+	struct glibc_tsd t;
+	struct tm_error err;
+	struct remote mem;
+	char libc[PATH_MAX];
+	pthread_key_t keys[40];
+	static int values[40];
+
+	disc_require(NULL, NULL, 0);
+	cr_assert_eq(elf_resolve_library(NULL, "/", "libc.so.6", "", NULL, libc, sizeof(libc), &err), 0);
+	cr_assert_eq(glibc_tsd_from_file(libc, &t, &err), 0, "%s", err.msg);
+	for (int i = 0; i < 40; i++) {
+		cr_assert_eq(pthread_key_create(&keys[i], NULL), 0);
+		cr_assert_eq(pthread_setspecific(keys[i], &values[i]), 0);
+	}
+	cr_assert_geq(keys[39], 32, "need a second-level key");
+	remote_init(&mem, getpid());
+	for (int i = 0; i < 40; i++) {
+		uint64_t v;
+
+		cr_assert_eq(glibc_tsd_read(&t, &mem, (uint64_t)pthread_self(), keys[i], &v), 0);
+		cr_expect_eq(v, (uint64_t)(uintptr_t)pthread_getspecific(keys[i]), "key %u", keys[i]);
+	}
+	remote_close(&mem);
 }
 
 /* Every instruction boundary and RIP-relative target in .text must match

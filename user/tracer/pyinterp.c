@@ -226,6 +226,14 @@ static int check_build(const struct elf_file *ef, struct py_interp *pi, struct t
 			     pi->version, pi->host_path, PY_SUPPORTED_VERSIONS);
 		return -ENOTSUP;
 	}
+	/* Free-threaded builds name their library libpython3.13t (3.13 also says
+	 * so in _Py_DebugOffsets, checked later). */
+	char ft[32];
+	snprintf(ft, sizeof(ft), "python%u.%ut", pi->major, pi->minor);
+	if ((ef->soname && strstr(ef->soname, ft)) || strstr(pi->target_path, ft)) {
+		tm_error_set(err, "%s is a free-threaded CPython build: not supported", pi->host_path);
+		return -ENOTSUP;
+	}
 	/* Py_REF_DEBUG (implied by Py_DEBUG) exports these; release builds do not. */
 	if (elf_file_dynsym(ef, "_Py_NegativeRefcount", &sym) == 0 ||
 	    elf_file_dynsym(ef, "_Py_RefTotal", &sym) == 0) {
