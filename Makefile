@@ -127,11 +127,13 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(SNAP_SRC) $(wildcard user/snapshot/*.h)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SNAP_SRC) -lz -lm
 
-# The line-table fuzzer runs the target-memory decoders of user/tracer/pycode.c.
-$(BUILD)/fuzz/fuzz_linetable: tests/fuzz/fuzz_linetable.c user/tracer/pycode.c user/tracer/remote.c \
-		$(wildcard user/tracer/*.h) bpf/pyframe.h
+# The line-table fuzzer runs the target-memory decoders of user/tracer/pycode.c
+# and the maps-line parser of user/tracer/procmaps.c.
+FUZZ_TRACER_SRC := user/tracer/pycode.c user/tracer/remote.c user/tracer/procmaps.c
+$(BUILD)/fuzz/fuzz_linetable: tests/fuzz/fuzz_linetable.c $(FUZZ_TRACER_SRC) $(SNAP_SRC) \
+		$(wildcard user/tracer/*.h) $(wildcard user/snapshot/*.h) bpf/pyframe.h
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lm
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_TRACER_SRC) $(SNAP_SRC) -lz -lm
 
 fuzz-build: $(FUZZ_BIN)
 

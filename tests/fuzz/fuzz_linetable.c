@@ -2,7 +2,8 @@
 /*
  * libFuzzer target for the decoders that take target memory (untrusted):
  * the three line-table formats (py_addr2line) and str -> UTF-8
- * (py_str_to_utf8). Input layout:
+ * (py_str_to_utf8), plus /proc/PID/maps lines (paths are chosen by the
+ * target). An input starting with 'M' is a maps line. Otherwise:
  *   byte 0      selector: low 2 bits = line-table kind (1..3; 0 = string test),
  *               bits 2..4 = str kind for the string test
  *   bytes 1..4  co_firstlineno (little-endian int32)
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tracer/procmaps.h"
 #include "tracer/pycode.h"
 
 static void check_utf8(const char *s, long n)
@@ -38,6 +40,22 @@ static void check_utf8(const char *s, long n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	if (size > 0 && data[0] == 'M') {
+		char *line = malloc(size);
+		struct procmaps_entry e;
+
+		if (!line)
+			return 0;
+		memcpy(line, data + 1, size - 1);
+		line[size - 1] = '\0';
+		if (procmaps_parse_line(line, &e)) {
+			if (e.end <= e.start || !e.path || strlen(e.path) > size)
+				abort();
+			free(e.path);
+		}
+		free(line);
+		return 0;
+	}
 	if (size < 7)
 		return 0;
 	unsigned sel = data[0] & 3, str_kind = (data[0] >> 2) & 7;

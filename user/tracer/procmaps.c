@@ -70,8 +70,7 @@ static bool expect(const char **p, char c)
 	return true;
 }
 
-/* One line without its newline. Returns false if malformed. */
-static bool parse_line(const char *s, struct procmaps_entry *e)
+bool procmaps_parse_line(const char *s, struct procmaps_entry *e)
 {
 	uint64_t major, minor;
 	const char *perm;
@@ -154,7 +153,7 @@ int procmaps_read(pid_t pid, struct procmaps *m, struct tm_error *err)
 				     PROCMAPS_MAX_LINE);
 			goto out;
 		}
-		if (!parse_line(line, &e)) {
+		if (!procmaps_parse_line(line, &e)) {
 			ret = -EINVAL;
 			tm_error_set(err, "%s: malformed line %zu", path, m->n + 1);
 			goto out;

@@ -52,6 +52,10 @@ struct procmaps {
 int procmaps_read(pid_t pid, struct procmaps *m, struct tm_error *err);
 void procmaps_free(struct procmaps *m);
 
+/* Parses one maps line (without its newline) into e; e->path is malloc'ed.
+ * Returns false (and allocates nothing) if the line is malformed. */
+bool procmaps_parse_line(const char *line, struct procmaps_entry *e);
+
 /* The mapping that contains addr, or NULL. */
 const struct procmaps_entry *procmaps_find_addr(const struct procmaps *m, uint64_t addr);
 
