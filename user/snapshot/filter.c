@@ -557,8 +557,10 @@ int tm_snapshot_filter_traces(struct tm_snapshot *s, const struct tm_filter *fil
 			      size_t nfilters, struct tm_error *err)
 {
 	struct filter_memo *memo;
+	uint8_t *used = NULL;
 	bool have_include = false;
 	uint64_t i, kept = 0;
+	uint32_t tb;
 	size_t k;
 	int ret = -1;
 
@@ -578,12 +580,18 @@ int tm_snapshot_filter_traces(struct tm_snapshot *s, const struct tm_filter *fil
 		memset(memo[k].by_string, -1, s->nstrings);
 		memset(memo[k].by_traceback, -1, s->ntracebacks);
 	}
-	/* Evaluate every traceback in use first: the only step that allocates, so
-	 * that a failure leaves the traces untouched. */
+	/* Evaluate the filters on every traceback in use first: the only step that
+	 * allocates, so that a failure leaves the traces untouched, and the loop
+	 * over the traces below only reads the results. */
+	used = calloc(s->ntracebacks ? s->ntracebacks : 1, 1);
+	if (!used)
+		goto oom;
 	for (i = 0; i < s->ntraces; i++)
-		for (k = 0; k < nfilters; k++)
+		used[s->traces[i].traceback] = 1;
+	for (tb = 0; tb < s->ntracebacks; tb++)
+		for (k = 0; used[tb] && k < nfilters; k++)
 			if (filters[k].kind == TM_FILTER_FILENAME &&
-			    match_traceback(s, &filters[k], &memo[k], s->traces[i].traceback) < 0)
+			    match_traceback(s, &filters[k], &memo[k], tb) < 0)
 				goto oom;
 	/* Snapshot._filter_trace(): any inclusive filter matches (when there is
 	 * one), and every exclusive filter matches (= does not exclude) */
@@ -616,5 +624,6 @@ out:
 		free(memo[k].by_traceback);
 	}
 	free(memo);
+	free(used);
 	return ret;
 }

@@ -18,8 +18,8 @@ int tm_key_type_parse(const char *name, enum tm_key_type *out);
 const char *tm_key_type_name(enum tm_key_type k);
 
 /* A statistic's traceback: frames MOST RECENT FIRST, strings owned by the
- * snapshot the statistic was computed from (for diffs: the new snapshot, or the
- * old one for groups that exist only there). */
+ * snapshot the statistic was computed from (for diffs: by either snapshot --
+ * keep both alive while the diffs are used). */
 struct tm_stat_frame {
 	struct tm_str filename;
 	uint32_t lineno;
