@@ -50,22 +50,27 @@ const struct disc_python disc_pythons[] = {
 };
 const size_t disc_npythons = sizeof(disc_pythons) / sizeof(disc_pythons[0]);
 
-/* Path of an interpreter ("" if it cannot be formed). */
+/* pyenv's root: $PYENV_ROOT, else ~/.pyenv (root's when HOME is unset). */
+static void pyenv_root(char *out, size_t size)
+{
+	const char *root = getenv("PYENV_ROOT"), *home = getenv("HOME");
+
+	if (root)
+		snprintf(out, size, "%s", root);
+	else
+		snprintf(out, size, "%s/.pyenv", home ? home : "/root");
+}
+
+/* Path of an interpreter. */
 void disc_python_path(const struct disc_python *py, char *out, size_t size)
 {
-	const char *root = getenv("PYENV_ROOT");
-	char def[512];
+	char root[256];
 
 	if (!py->version) {
 		snprintf(out, size, "/usr/bin/python3.%u", py->minor);
 		return;
 	}
-	if (!root) {
-		const char *home = getenv("HOME");
-
-		snprintf(def, sizeof(def), "%s/.pyenv", home ? home : "/root");
-		root = def;
-	}
+	pyenv_root(root, sizeof(root));
 	snprintf(out, size, "%s/versions/%s/bin/python3.%u", root, py->version, py->minor);
 }
 
@@ -465,13 +470,13 @@ Test(discovery, not_python)
 
 static void unsupported(const char *version, const char *exe, const char *expect)
 {
-	char path[512];
-	const char *home = getenv("HOME");
+	char path[512], root[256];
 	static struct py_interp pi_storage;
 	struct py_interp *pi = &pi_storage;
 	struct tm_error err;
 
-	snprintf(path, sizeof(path), "%s/.pyenv/versions/%s/bin/%s", home ? home : "/root", version, exe);
+	pyenv_root(root, sizeof(root));
+	snprintf(path, sizeof(path), "%s/versions/%s/bin/%s", root, version, exe);
 	if (access(path, X_OK) != 0) {
 		cr_log_warn("SKIPPED unsupported-version check for %s: %s is not installed", version, path);
 		cr_skip_test("%s missing", path);
