@@ -87,8 +87,12 @@ static void random_name(struct name *n)
 		n->len = (size_t)snprintf(n->s, sizeof(n->s), "<unknown>");
 		return;
 	}
-	n->len = (size_t)snprintf(n->s, sizeof(n->s), "%s%s%s", dirs[below(N(dirs))],
-				  bases[below(N(bases))], exts[below(N(exts))]);
+	/* one draw per statement: argument order is up to the compiler */
+	const char *dir = dirs[below(N(dirs))];
+	const char *base = bases[below(N(bases))];
+	const char *ext = exts[below(N(exts))];
+
+	n->len = (size_t)snprintf(n->s, sizeof(n->s), "%s%s%s", dir, base, ext);
 }
 
 /* A pattern meant to match `n` (or nearly): code points turned into '?', '*'
@@ -162,8 +166,11 @@ static uint64_t random_size(void)
 		return 8 * (1 + below(8));
 	case 2:
 		return below(20000);
-	case 3:
-		return (uint64_t)below(1u << 20) << below(21);  /* up to TiB */
+	case 3: {
+		uint64_t mantissa = below(1u << 20);
+
+		return mantissa << below(21);           /* up to TiB */
+	}
 	default:
 		return 1 + below(200);
 	}
