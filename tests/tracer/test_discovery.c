@@ -80,6 +80,7 @@ void disc_require(const struct disc_python *py, char *out, size_t size)
 {
 	if (geteuid() != 0) {
 		cr_log_warn("SKIPPED %s: reading another process's memory needs root", py ? py->name : "");
+		fprintf(stderr, "SKIPPED %s: reading another process's memory needs root\n", py ? py->name : "");
 		cr_skip_test("not root");
 	}
 	if (!py)
@@ -320,6 +321,30 @@ static void live_discovery(const struct disc_python *py)
 	cr_expect_eq(tstate, expect_tstate, "%s: tstate via TSD key %u = %#llx, "
 		     "PyGILState_GetThisThreadState() = %#llx", py->name, key,
 		     (unsigned long long)tstate, (unsigned long long)expect_tstate);
+	/* The interpreter's thread list leads to the same thread state:
+	 * thread_id is pthread_self(), native_thread_id (3.11+) the TID. */
+	uint64_t rt = py_interp_addr(pi, pi->runtime_vaddr), interp, t;
+	bool found_in_list = false;
+	cr_assert_eq(remote_read_u64(&mem, rt + pi->uoff.rt_interp_head, &interp), 0);
+	cr_assert_eq(remote_read_u64(&mem, interp + pi->uoff.is_threads_head, &t), 0);
+	for (int i = 0; t && i < 64 && !found_in_list; i++) {
+		uint64_t tid;
+
+		cr_assert_eq(remote_read_u64(&mem, t + pi->uoff.ts_thread_id, &tid), 0);
+		if (tid == fsbase) {
+			found_in_list = true;
+			cr_expect_eq(t, expect_tstate);
+			if (pi->uoff.ts_native_thread_id) {
+				uint64_t native;
+
+				cr_assert_eq(remote_read_u64(&mem, t + pi->uoff.ts_native_thread_id, &native), 0);
+				cr_expect_eq(native, (uint64_t)p.pid, "main thread's TID is the pid");
+			}
+		} else {
+			cr_assert_eq(remote_read_u64(&mem, t + pi->uoff.ts_next, &t), 0);
+		}
+	}
+	cr_expect(found_in_list, "%s: main thread not in the interpreter's thread list", py->name);
 	/* allocator tables: live, and (default configuration) the static ones */
 	struct py_allocator live[3], initial[3];
 	cr_assert_eq(py_interp_read_allocators(pi, &mem, live), 0);
