@@ -599,3 +599,46 @@ int elf_file_pointer_at(const struct elf_file *ef, uint64_t vaddr, uint64_t *val
 		return p.status;
 	return elf_file_read(ef, vaddr, value, sizeof(*value));
 }
+
+/* ---------------------------------------------------------------- function starts */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int elf_file_function_starts(const struct elf_file *ef, uint64_t **starts, size_t *n)
+{
+	struct elf_section hdr;
+	const uint8_t *p;
+	uint32_t count;
+
+	*starts = NULL;
+	*n = 0;
+	if (elf_file_section(ef, ".eh_frame_hdr", &hdr) != 0 || hdr.size < 12 ||
+	    !(p = elf_file_bytes(ef, hdr.addr, hdr.size)))
+		return -ENOENT;
+	/* version 1; eh_frame_ptr pcrel|sdata4 (0x1b); fde_count udata4 (0x03);
+	 * table datarel|sdata4 (0x3b): what GNU ld and lld write. */
+	if (p[0] != 1 || p[1] != 0x1b || p[2] != 0x03 || p[3] != 0x3b)
+		return -ENOENT;
+	memcpy(&count, p + 8, 4);
+	if (count > (hdr.size - 12) / 8)
+		return -ENOENT;
+	uint64_t *v = malloc((count ? count : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count; i++) {
+		int32_t rel;
+
+		memcpy(&rel, p + 12 + 8 * (size_t)i, 4);
+		v[i] = hdr.addr + (uint64_t)(int64_t)rel;
+	}
+	/* The table is sorted by definition; sort anyway rather than trust it. */
+	qsort(v, count, sizeof(*v), cmp_u64);
+	*starts = v;
+	*n = count;
+	return 0;
+}

@@ -113,6 +113,12 @@ int elf_file_foreach_rela(const struct elf_file *ef,
  * -EFAULT / -ENOENT (relocated against an undefined symbol). */
 int elf_file_pointer_at(const struct elf_file *ef, uint64_t vaddr, uint64_t *value);
 
+/* Start addresses of every function that has unwind information, from the
+ * binary-search table of .eh_frame_hdr (present in stripped binaries too),
+ * sorted. *starts is malloc'ed. Returns 0, or -ENOENT (no table, or an
+ * encoding other than GNU ld's datarel|sdata4). */
+int elf_file_function_starts(const struct elf_file *ef, uint64_t **starts, size_t *n);
+
 /* Resolves a DT_NEEDED name the way the dynamic linker would for an
  * executable ef (DT_RPATH when there is no DT_RUNPATH, LD_LIBRARY_PATH when
  * ld_library_path is non-NULL, DT_RUNPATH, /etc/ld.so.cache, then the default

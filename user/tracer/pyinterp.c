@@ -421,12 +421,8 @@ static bool is_expected_user(const char *name)
 	return false;
 }
 
-static int range_cb(void *ctx, const char *name, const struct elf_sym *sym)
+static int add_range(struct range_ctx *r, const struct elf_sym *sym)
 {
-	struct range_ctx *r = ctx;
-
-	if (sym->type != 2 /* STT_FUNC */ || !is_expected_user(name))
-		return 0;
 	if (r->n == r->cap) {
 		size_t ncap = r->cap ? r->cap * 2 : 64;
 		struct func_range *nv = realloc(r->v, ncap * sizeof(*nv));
@@ -438,6 +434,13 @@ static int range_cb(void *ctx, const char *name, const struct elf_sym *sym)
 	}
 	r->v[r->n++] = (struct func_range){ sym->value, sym->value + sym->size, true };
 	return 0;
+}
+
+static int range_cb(void *ctx, const char *name, const struct elf_sym *sym)
+{
+	if (sym->type != 2 /* STT_FUNC */ || !is_expected_user(name))
+		return 0;
+	return add_range(ctx, sym);
 }
 
 static bool in_expected(const struct range_ctx *r, uint64_t addr)
@@ -501,6 +504,33 @@ static void analyze_inlining(const struct elf_file *ef, struct py_interp *pi)
 		return;
 	}
 	elf_file_foreach_rela(ef, got_cb, &got);
+	/* The default allocators' own bodies call each other (realloc calls
+	 * malloc and free): they are expected users too. A stripped binary has
+	 * no symbol for them, so their extent is taken from the unwind table:
+	 * up to the next function start. */
+	uint64_t *starts;
+	size_t nstarts;
+	if (elf_file_function_starts(ef, &starts, &nstarts) == 0) {
+		for (size_t t = 0; t < ntargets; t++) {
+			size_t lo = 0, hi = nstarts;
+
+			while (lo < hi) {       /* first start > target */
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (starts[mid] <= targets[t])
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < nstarts && lo > 0 && starts[lo - 1] == targets[t]) {
+				struct elf_sym fake = { .value = targets[t], .size = starts[lo] - targets[t], .type = 2 };
+
+				if (add_range(&ranges, &fake) < 0)
+					break;
+			}
+		}
+		free(starts);
+	}
 
 	/* Registers known to hold an address (from lea sym(%rip) or a GOT load),
 	 * forgotten when written or at any control transfer. */
