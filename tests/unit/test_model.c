@@ -269,6 +269,8 @@ Test(model, validate_rejects_bad_ids_and_ranges)
 	EXPECT_INVALID(s->capture.python = 5, "missing string");
 	EXPECT_INVALID(s->capture.counters[0].name = 2, "counter 0");
 	EXPECT_INVALID(s->capture.tier = 9, "tier");
+	EXPECT_INVALID((free(s->traces), s->traces = NULL), "no table");
+	EXPECT_INVALID((free(s->frames), s->frames = NULL, s->frames_cap = 0), "no table");
 #undef EXPECT_INVALID
 }
 

@@ -459,6 +459,11 @@ int tm_snapshot_validate(const struct tm_snapshot *s, struct tm_error *err)
 		tm_error_set(err, "string pool has bytes but no strings");
 		return -1;
 	}
+	if ((s->nframes && !s->frames) || (s->nframe_ids && !s->frame_ids) ||
+	    (s->ntracebacks && !s->tracebacks) || (s->ntraces && !s->traces)) {
+		tm_error_set(err, "snapshot has entries but no table to hold them");
+		return -1;
+	}
 	for (i = 0; i < s->nframes; i++) {
 		if (s->frames[i].filename >= s->nstrings) {
 			tm_error_set(err, "frame %" PRIu64 " names string %u of %u", i,
