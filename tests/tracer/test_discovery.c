@@ -880,6 +880,38 @@ Test(discovery, probe_offsets)
 
 /* ---------------------------------------------------------------- inlining verdict */
 
+/* Every count of the inlining analysis (inside and outside the expected
+ * functions together) must equal what objdump's own operand resolution
+ * gives (RIP-relative and absolute operands: static tables, non-PIE). */
+static void crosscheck_objdump(const struct py_interp *pi, const char *path)
+{
+	char cmd[1024], line[128];
+	unsigned long long slots = ~0ull, targets = ~0ull;
+	const struct py_inline_report *r = &pi->inl;
+
+	snprintf(cmd, sizeof(cmd),
+		 "python3 tests/py/disc_objdump_refs.py '%s' %llx,%llx,%llx %llx,%llx,%llx,%llx,%llx,%llx,%llx,%llx",
+		 path, (unsigned long long)pi->tables[0].vaddr, (unsigned long long)pi->tables[1].vaddr,
+		 (unsigned long long)pi->tables[2].vaddr,
+		 (unsigned long long)pi->tables[0].initial.malloc, (unsigned long long)pi->tables[0].initial.calloc,
+		 (unsigned long long)pi->tables[0].initial.realloc, (unsigned long long)pi->tables[0].initial.free,
+		 (unsigned long long)pi->tables[2].initial.malloc, (unsigned long long)pi->tables[2].initial.calloc,
+		 (unsigned long long)pi->tables[2].initial.realloc, (unsigned long long)pi->tables[2].initial.free);
+	FILE *f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		sscanf(line, "slots %llu", &slots);
+		sscanf(line, "targets %llu", &targets);
+	}
+	pclose(f);
+	uint64_t mine_slots = r->slot_refs[0] + r->slot_refs[1] + r->slot_refs[2] + r->slot_refs_inside;
+	uint64_t mine_targets = r->target_imm + r->target_lea + r->target_calls + r->target_refs_inside;
+	cr_expect_eq(mine_slots, slots, "%s: slot references: ours %llu, objdump %llu", path,
+		     (unsigned long long)mine_slots, slots);
+	cr_expect_eq(mine_targets, targets, "%s: target references: ours %llu, objdump %llu", path,
+		     (unsigned long long)mine_targets, targets);
+}
+
 static void inlining(const struct disc_python *py)
 {
 	char path[512];
@@ -902,33 +934,18 @@ static void inlining(const struct disc_python *py)
 		/* pyenv: no LTO */
 		cr_expect(r->complete, "%s: %s", py->name, r->verdict);
 		cr_expect_gt(r->slot_refs_inside, 0, "the public API itself must be seen using the tables");
+		/* <= 3.11 tables are static: objdump resolves every reference.
+		 * 3.12+ reach them through _PyRuntime's GOT entry. */
+		if (py->minor <= 11) {
+			char lib[600];
+
+			snprintf(lib, sizeof(lib), "%.*s/lib/libpython3.%u.so.1.0",
+				 (int)(strstr(path, "/bin/") - path), path, py->minor);
+			crosscheck_objdump(pi, lib);
+		}
 	} else {
 		cr_expect(!r->complete, "%s: %s", py->name, r->verdict);
-		/* Cross-check every count with objdump's own resolution of the operands. */
-		char cmd[1024], line[128];
-		unsigned long long slots = ~0ull, targets = ~0ull;
-
-		snprintf(cmd, sizeof(cmd),
-			 "python3 tests/py/disc_objdump_refs.py '%s' %llx,%llx,%llx %llx,%llx,%llx,%llx,%llx,%llx,%llx,%llx",
-			 path, (unsigned long long)pi->tables[0].vaddr, (unsigned long long)pi->tables[1].vaddr,
-			 (unsigned long long)pi->tables[2].vaddr,
-			 (unsigned long long)pi->tables[0].initial.malloc, (unsigned long long)pi->tables[0].initial.calloc,
-			 (unsigned long long)pi->tables[0].initial.realloc, (unsigned long long)pi->tables[0].initial.free,
-			 (unsigned long long)pi->tables[2].initial.malloc, (unsigned long long)pi->tables[2].initial.calloc,
-			 (unsigned long long)pi->tables[2].initial.realloc, (unsigned long long)pi->tables[2].initial.free);
-		FILE *f = popen(cmd, "r");
-		cr_assert_not_null(f);
-		while (fgets(line, sizeof(line), f)) {
-			sscanf(line, "slots %llu", &slots);
-			sscanf(line, "targets %llu", &targets);
-		}
-		pclose(f);
-		uint64_t mine_slots = r->slot_refs[0] + r->slot_refs[1] + r->slot_refs[2] + r->slot_refs_inside;
-		uint64_t mine_targets = r->target_imm + r->target_lea + r->target_calls + r->target_refs_inside;
-		cr_expect_eq(mine_slots, slots, "slot references: ours %llu, objdump %llu",
-			     (unsigned long long)mine_slots, slots);
-		cr_expect_eq(mine_targets, targets, "target references: ours %llu, objdump %llu",
-			     (unsigned long long)mine_targets, targets);
+		crosscheck_objdump(pi, path);
 		/* cpython-internals.md §B.7: ~168 loads of _PyObject.malloc alone,
 		 * ~191 guards against &_PyObject_Malloc: far more than the API. */
 		cr_expect_gt(r->slot_refs[2], 168);
@@ -937,3 +954,25 @@ static void inlining(const struct disc_python *py)
 }
 
 PER_PYTHON2(discovery, inlining, inlining)
+
+/* gdb embeds Debian's shared libpython3.11 (found through DT_NEEDED and
+ * ld.so.cache): a stripped PIE library, built without the executable's
+ * allocator inlining. */
+Test(discovery, embedded_libpython_gdb)
+{
+	static struct py_interp pi;
+	struct tm_error err;
+
+	if (access("/usr/bin/gdb", X_OK) != 0) {
+		cr_log_warn("SKIPPED embedded-interpreter check: /usr/bin/gdb missing");
+		cr_skip_test("no gdb");
+	}
+	cr_assert_eq(py_interp_open_binary("/usr/bin/gdb", &pi, &err), 0, "%s", err.msg);
+	cr_expect(pi.shared_lib);
+	cr_expect_not_null(strstr(pi.host_path, "libpython3."), "%s", pi.host_path);
+	cr_expect_eq(pi.version_source, PY_VERSION_SRC_PY_VERSION);
+	cr_expect_str_eq(pi.tables[2].how, "RIP-relative operand of PyObject_Malloc");
+	printf("inlining %-12s %s\n", "gdb-libpy", pi.inl.verdict);
+	cr_expect(pi.inl.complete, "%s", pi.inl.verdict);
+	crosscheck_objdump(&pi, pi.host_path);
+}
