@@ -167,10 +167,14 @@ static __always_inline void remove_block(__u32 tgid, __u64 addr, __u32 domain)
 	STAT_ADD(st, frees, 1);
 }
 
+/* Nothing is recorded before the point where PYTHONTRACEMALLOC would start
+ * tracing (tmbpf run), nor after Py_FinalizeEx (the final snapshot). */
 static __always_inline bool frozen(struct py_proc *p, __u32 tgid)
 {
 	struct exact_stats *st;
 
+	if ((p->flags & (PY_PROC_WAIT_START | PY_PROC_STARTED)) == PY_PROC_WAIT_START)
+		return true;
 	if (!(p->flags & PY_PROC_FINALIZING))
 		return false;
 	st = bpf_map_lookup_elem(&stats, &tgid);
@@ -343,6 +347,19 @@ int BPF_KPROBE(newref_enter, __u64 op)
 		return 0;
 	v->stack_id = py_stack_id(p, tgid, &st->walk);
 	STAT_ADD(st, reattributed, 1);
+	return 0;
+}
+
+/* Return of _PySignal_Init(): the interpreter is where PYTHONTRACEMALLOC's
+ * tracemalloc.start() happens, in every version 3.8-3.13 (init_interp_main). */
+SEC("uretprobe")
+int BPF_KRETPROBE(start_exit)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct py_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (p)
+		__sync_fetch_and_or(&p->flags, PY_PROC_STARTED);
 	return 0;
 }
 

@@ -9,8 +9,8 @@
 #include "pyframe.h"
 
 /* A uprobe's BPF cookie says what the probed function is and where it is:
- *   bits 0..2  enum exact_fn
- *   bit  3     EXACT_FN_CTX: the first argument is an allocator ctx (the
+ *   bits 0..3  enum exact_fn
+ *   bit  4     EXACT_FN_CTX: the first argument is an allocator ctx (the
  *              functions behind PyMemAllocatorEx), so the real ones shift by one
  *   bits 8..63 link-time address of the probe in its module, so the program
  *              learns the module's load bias from the first hit (tmbpf run
@@ -24,9 +24,10 @@ enum exact_fn {
 	EXACT_FN_UNTRACK = 5,           /* PyTraceMalloc_Untrack(domain, ptr) */
 	EXACT_FN_NEWREF = 6,            /* _Py_NewReference(op): free-list reuse */
 	EXACT_FN_FINALIZE = 7,          /* Py_FinalizeEx(): freeze the snapshot */
+	EXACT_FN_START = 8,             /* return of _PySignal_Init(): where PYTHONTRACEMALLOC starts */
 };
-#define EXACT_FN_MASK 7ull
-#define EXACT_FN_CTX (1ull << 3)
+#define EXACT_FN_MASK 15ull
+#define EXACT_FN_CTX (1ull << 4)
 #define EXACT_COOKIE(fn, flags, vaddr) ((__u64)(fn) | (flags) | ((__u64)(vaddr) << 8))
 
 /* Live blocks: (pid, domain, address) -> size and stack. */

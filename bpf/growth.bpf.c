@@ -135,8 +135,10 @@ int on_page_fault(struct fault_ctx *ctx)
 	return 0;
 }
 
-/* Saves a syscall's arguments and the caller's traceback until it returns. */
-static __always_inline int syscall_enter(struct sys_enter_ctx *ctx, __u32 kind)
+/* Saves a syscall's arguments and the caller's traceback until it returns.
+ * nargs is a constant per program: a tracepoint program may only read its
+ * own event's fields (attach fails with EACCES otherwise). */
+static __always_inline int syscall_enter(struct sys_enter_ctx *ctx, __u32 kind, int nargs)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct thread_syscall *t;
@@ -151,10 +153,10 @@ static __always_inline int syscall_enter(struct sys_enter_ctx *ctx, __u32 kind)
 		return 0;
 	t->nr = kind;
 	t->a0 = ctx->args[0];
-	t->a1 = ctx->args[1];
-	t->a2 = ctx->args[2];
-	t->a3 = ctx->args[3];
-	t->a4 = ctx->args[4];
+	t->a1 = nargs > 1 ? ctx->args[1] : 0;
+	t->a2 = nargs > 2 ? ctx->args[2] : 0;
+	t->a3 = nargs > 3 ? ctx->args[3] : 0;
+	t->a4 = nargs > 4 ? ctx->args[4] : 0;
 	/* releases need no traceback: they only remove what is there */
 	t->stack_id = kind == GROWTH_EV_MUNMAP || kind == GROWTH_EV_MADVISE ? 0 :
 		      py_stack_id(p, tgid, &st->walk);
@@ -228,19 +230,19 @@ static __always_inline int syscall_exit(struct sys_exit_ctx *ctx, __u32 kind)
 }
 
 SEC("tp/syscalls/sys_enter_mmap")
-int on_mmap_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_MMAP); }
+int on_mmap_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_MMAP, 5); }
 SEC("tp/syscalls/sys_exit_mmap")
 int on_mmap_exit(struct sys_exit_ctx *ctx) { return syscall_exit(ctx, GROWTH_EV_MMAP); }
 SEC("tp/syscalls/sys_enter_munmap")
-int on_munmap_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_MUNMAP); }
+int on_munmap_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_MUNMAP, 2); }
 SEC("tp/syscalls/sys_exit_munmap")
 int on_munmap_exit(struct sys_exit_ctx *ctx) { return syscall_exit(ctx, GROWTH_EV_MUNMAP); }
 SEC("tp/syscalls/sys_enter_mremap")
-int on_mremap_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_MREMAP); }
+int on_mremap_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_MREMAP, 5); }
 SEC("tp/syscalls/sys_exit_mremap")
 int on_mremap_exit(struct sys_exit_ctx *ctx) { return syscall_exit(ctx, GROWTH_EV_MREMAP); }
 SEC("tp/syscalls/sys_enter_brk")
-int on_brk_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_BRK); }
+int on_brk_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_EV_BRK, 1); }
 SEC("tp/syscalls/sys_exit_brk")
 int on_brk_exit(struct sys_exit_ctx *ctx) { return syscall_exit(ctx, GROWTH_EV_BRK); }
 
@@ -259,7 +261,7 @@ int on_madvise_enter(struct sys_enter_ctx *ctx)
 	if (advice != MADV_DONTNEED && advice != MADV_FREE && advice != MADV_REMOVE &&
 	    advice != MADV_PAGEOUT && advice != MADV_DONTNEED_LOCKED)
 		return 0;
-	return syscall_enter(ctx, GROWTH_EV_MADVISE);
+	return syscall_enter(ctx, GROWTH_EV_MADVISE, 3);
 }
 SEC("tp/syscalls/sys_exit_madvise")
 int on_madvise_exit(struct sys_exit_ctx *ctx) { return syscall_exit(ctx, GROWTH_EV_MADVISE); }

@@ -56,6 +56,14 @@ struct py_offsets {
 	__u32 co_linetable;             /* co_lnotab (3.8/3.9) or co_linetable */
 	__u32 co_firsttraceable;        /* 3.11+ */
 	__u32 co_code_adaptive;         /* 3.11+ */
+	/* str (PyASCIIObject...) and bytes objects, to copy a new code object's
+	 * filename and line table while it is certainly alive */
+	__u32 u_length;
+	__u32 u_state;
+	__u32 u_ascii_data;             /* data offset of compact ASCII strings */
+	__u32 u_compact_data;           /* data offset of compact non-ASCII strings */
+	__u32 b_size;
+	__u32 b_sval;
 	/* glibc: struct pthread offsets from the thread pointer (fsbase) */
 	__u32 tsd_first_block;          /* specific_1stblock[0] (keys 0..31, 16 B each) */
 	__u32 tsd_second_level;         /* specific[] (pointers to blocks of 32 keys) */
@@ -73,6 +81,8 @@ struct py_proc {
 };
 
 #define PY_PROC_FINALIZING (1u << 0)   /* Py_FinalizeEx entered: snapshot frozen */
+#define PY_PROC_WAIT_START (1u << 1)   /* record nothing until PY_PROC_STARTED */
+#define PY_PROC_STARTED    (1u << 2)   /* the interpreter reached tracemalloc's start point */
 
 /* One recorded frame. */
 #define PYF_LINENO (1u << 0)            /* addr is a line number (<=3.10 tracing override) */
@@ -123,6 +133,31 @@ struct stack_event_head {
 	__u32 total_nframe;
 	__u32 status;
 	__u32 pad;
+};
+
+/* The first stack that uses a code object brings a copy of what resolving it
+ * needs: the object may die (a module's top-level code is freed right after
+ * the import) before user space could read it. */
+#define PY_EV_CODE 2
+#define PY_CODE_STR_MAX 1024            /* bytes of filename data copied */
+#define PY_CODE_LT_MAX 32768            /* bytes of line table copied */
+#define PY_CODE_STR_OBJ 64              /* bytes [8, 72) of the str object */
+
+#define CODE_EV_STR     (1u << 0)       /* str_obj and string data are valid */
+#define CODE_EV_LT      (1u << 1)       /* line table is valid */
+
+struct code_event {
+	__u32 type;                     /* PY_EV_CODE */
+	__u32 tgid;
+	__u64 code;
+	__s32 firstlineno;
+	__u32 ident;
+	__u32 flags;                    /* CODE_EV_* */
+	__u32 str_nbytes;               /* string data bytes in data[0..) */
+	__u32 lt_nbytes;                /* line table bytes in data[PY_CODE_STR_MAX..) */
+	__u32 pad;
+	__u8 str_obj[PY_CODE_STR_OBJ];  /* ob_type, length, hash, state... */
+	__u8 data[PY_CODE_STR_MAX + PY_CODE_LT_MAX];
 };
 
 #define PY_MAX_NFRAME 256               /* frames stored per traceback (--nframe) */

@@ -32,6 +32,9 @@ struct walk_result {
 	 * because the per-version field offsets are only known at run time */
 	__u8 fbuf[136];
 	__u8 cbuf[136];                 /* the same for the frame's code object */
+	/* per stored frame: its code object's filename and line-table objects */
+	__u64 fname_obj[PY_MAX_NFRAME];
+	__u64 ltab_obj[PY_MAX_NFRAME];
 };
 
 
@@ -55,6 +58,30 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
+
+/* Code objects already sent to user space, by (address, identity). */
+struct code_key {
+	__u64 code;
+	__u32 ident;
+	__s32 firstlineno;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct code_key);
+	__type(value, __u8);
+} seen_code SEC(".maps");
+
+/* One slot per CPU (a per-CPU array cannot hold values this big); the
+ * loader sizes it to the number of possible CPUs. Programs on one CPU never
+ * overlap: the kernel skips a BPF program that would nest in another. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, struct code_event);
+} code_scratch SEC(".maps");
 
 /* Set by user space before load. */
 const volatile __u32 nframe_max = 1;            /* tracemalloc's traceback limit */
@@ -171,10 +198,16 @@ static __always_inline void walk_record(struct walk_loop *w, struct walk_result 
 		f->flags = flags;
 		f->firstlineno = 0;
 		f->ident = 0;
+		r->fname_obj[i & (PY_MAX_NFRAME - 1)] = 0;
+		r->ltab_obj[i & (PY_MAX_NFRAME - 1)] = 0;
 		if (code) {
+			__u64 fname = CBUF_U64(r, w->co_filename - w->co_block_off);
+			__u64 ltab = CBUF_U64(r, w->co_linetable - w->co_block_off);
+
 			f->firstlineno = CBUF_S32(r, w->co_firstlineno - w->co_block_off);
-			f->ident = py_code_ident(CBUF_U64(r, w->co_filename - w->co_block_off),
-						 CBUF_U64(r, w->co_linetable - w->co_block_off));
+			f->ident = py_code_ident(fname, ltab);
+			r->fname_obj[i & (PY_MAX_NFRAME - 1)] = fname;
+			r->ltab_obj[i & (PY_MAX_NFRAME - 1)] = ltab;
 		}
 		w->hash = mix64(w->hash ^ code) + ((__u64)(__u32)addr << 32 | flags);
 		w->hash = mix64(w->hash ^ ((__u64)f->ident << 32 | (__u32)f->firstlineno));
@@ -353,6 +386,89 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 	return r;
 }
 
+struct code_loop {
+	struct py_proc *p;
+	__u32 tgid;
+	__u32 nframe;
+	__u64 lost;
+};
+
+/* Copies one code object's filename (compact str data) and line table (bytes
+ * data) into a code event. Parts that cannot be copied are left to user
+ * space, which reads them from the live object if it is still there. */
+static long code_loop_cb(__u32 i, void *ctx)
+{
+	struct code_loop *c = ctx;
+	struct walk_result *r;
+	struct code_event *ev;
+	struct code_key key = {};
+	struct py_frame *f;
+	__u64 fname, ltab, len = 0, size;
+	__u32 zero = 0, state, kind, cpu;
+	__u8 one = 1;
+
+	if (i >= c->nframe || i >= PY_MAX_NFRAME)
+		return 1;
+	r = bpf_map_lookup_elem(&walk_scratch, &zero);
+	cpu = bpf_get_smp_processor_id();
+	ev = bpf_map_lookup_elem(&code_scratch, &cpu);
+	if (!r || !ev)
+		return 1;
+	f = &r->frames[i & (PY_MAX_NFRAME - 1)];
+	if (!f->code)
+		return 0;
+	key.code = f->code;
+	key.ident = f->ident;
+	key.firstlineno = f->firstlineno;
+	if (bpf_map_lookup_elem(&seen_code, &key))
+		return 0;
+	fname = r->fname_obj[i & (PY_MAX_NFRAME - 1)];
+	ltab = r->ltab_obj[i & (PY_MAX_NFRAME - 1)];
+	ev->type = PY_EV_CODE;
+	ev->tgid = c->tgid;
+	ev->code = f->code;
+	ev->firstlineno = f->firstlineno;
+	ev->ident = f->ident;
+	ev->flags = 0;
+	ev->str_nbytes = 0;
+	ev->lt_nbytes = 0;
+	if (fname && !bpf_probe_read_user(ev->str_obj, PY_CODE_STR_OBJ, (void *)(fname + 8))) {
+		struct py_offsets *o = &c->p->off;
+
+		len = *(__u64 *)&ev->str_obj[(o->u_length - 8) & 63];
+		state = *(__u32 *)&ev->str_obj[(o->u_state - 8) & 63];
+		kind = (state >> 2) & 7;
+		/* only compact strings hold their data inline */
+		if ((state & (1u << 5)) && (kind == 1 || kind == 2 || kind == 4) &&
+		    len * kind <= PY_CODE_STR_MAX) {
+			size = len * kind;
+			if (!size || !bpf_probe_read_user(ev->data, size & (PY_CODE_STR_MAX - 1 + PY_CODE_STR_MAX),
+							  (void *)(fname + ((state & (1u << 6)) ?
+									    o->u_ascii_data : o->u_compact_data)))) {
+				ev->str_nbytes = (__u32)size;
+				ev->flags |= CODE_EV_STR;
+			}
+		}
+	}
+	if (ltab && !bpf_probe_read_user(&len, sizeof(len), (void *)(ltab + c->p->off.b_size)) &&
+	    len <= PY_CODE_LT_MAX) {
+		if (!len || !bpf_probe_read_user(ev->data + PY_CODE_STR_MAX, len & (2 * PY_CODE_LT_MAX - 1),
+						 (void *)(ltab + c->p->off.b_sval))) {
+			ev->lt_nbytes = (__u32)len;
+			ev->flags |= CODE_EV_LT;
+		}
+	}
+	size = offsetof(struct code_event, data) + PY_CODE_STR_MAX + ev->lt_nbytes;
+	if (size > sizeof(*ev))
+		return 0;
+	if (bpf_ringbuf_output(&events, ev, size, 0)) {
+		c->lost++;
+		return 0;
+	}
+	bpf_map_update_elem(&seen_code, &key, &one, BPF_ANY);
+	return 0;
+}
+
 /* Walks the stack and makes sure user space has it: the first time a stack id
  * is seen its frames go out on the ring buffer. Returns the id, 0 if lost. */
 static __always_inline __u64 py_stack_id(struct py_proc *p, __u32 tgid, struct walk_counters *wc)
@@ -378,6 +494,14 @@ static __always_inline __u64 py_stack_id(struct py_proc *p, __u32 tgid, struct w
 	n = r->nframe;
 	if (n > PY_MAX_NFRAME)
 		n = PY_MAX_NFRAME;
+	{
+		/* a new stack may hold new code objects: send them first */
+		struct code_loop cl = { .p = p, .tgid = tgid, .nframe = n };
+
+		bpf_loop(n, code_loop_cb, &cl, 0);
+		if (cl.lost)
+			__sync_fetch_and_add(&wc->lost_stack_events, cl.lost);
+	}
 	size = sizeof(struct stack_event_head) + n * sizeof(struct py_frame);
 	if (size > sizeof(*r))
 		return 0;

@@ -47,7 +47,7 @@ const struct argp_option cli_trace_options[] = {
 	  "Growth tier: one traceback per N faulted pages on average (default 16, 1 = every "
 	  "fault)", 3 },
 	{ "max-traces", OPT_MAX_TRACES, "N", 0,
-	  "Exact tier: room for N live blocks in BPF (default 2097152); more are counted as lost", 3 },
+	  "Exact tier: room for N live blocks in BPF (default 1048576); more are counted as lost", 3 },
 	{ "max-walk", OPT_MAX_WALK, "N", 0,
 	  "Count at most N frames per stack for total_nframe (default 1024)", 3 },
 	{ "no-reattribute", OPT_NO_REATTRIBUTE, NULL, 0,
@@ -63,7 +63,7 @@ void cli_trace_init(struct trace_cli *tc)
 	memset(tc, 0, sizeof(*tc));
 	tc->nframe = 1;
 	tc->max_walk = PY_DEFAULT_MAX_WALK;
-	tc->max_traces = 1u << 21;
+	tc->max_traces = 1u << 20;
 	tc->sample_pages = 16;
 	tc->reattribute = true;
 	cli_analysis_init(&tc->analysis);
@@ -319,6 +319,8 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 		remote_close(&mem);
 	}
 	symbolizer_fill_proc(pi, key, key_known, &cfg);
+	if (plan && plan->start_gate)
+		cfg.flags |= PY_PROC_WAIT_START;
 	if (symbolizer_add(tc->sym, pid, pi) < 0) {
 		free(p->command);
 		free(p);
@@ -422,6 +424,7 @@ static struct tm_snapshot *take_snapshot(struct trace_cli *tc, struct traced_pro
 		tm_set_counter(s, "code.read_faults", cs.read_faults);
 		tm_set_counter(s, "code.bad_table", cs.bad_table + cs.table_too_long);
 		tm_set_counter(s, "code.replaced", symbolizer_replaced(tc->sym, p->pid));
+		tm_set_counter(s, "resolve.from_bpf_copy", symbolizer_from_copy(tc->sym, p->pid));
 	}
 	return s;
 }
@@ -549,9 +552,11 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 			char c[TM_SIZE_BUF];
 			int64_t growth = (int64_t)now - (int64_t)start;
 
+			char d[TM_SIZE_BUF];
+
 			fprintf(out, "RSS: %s at start, %s now (%s); attributed resident growth %s",
 				tm_format_size_u(a, start, false), tm_format_size_u(b, now, false),
-				tm_format_size(c, growth, true), tm_format_size_u(b, pages, false));
+				tm_format_size(c, growth, true), tm_format_size_u(d, pages, false));
 			if (growth > 0)
 				fprintf(out, " = %.1f%% of the RSS growth", 100.0 * (double)pages / (double)growth);
 			fputc('\n', out);

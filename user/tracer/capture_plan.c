@@ -167,6 +167,38 @@ static int add_common_probes(struct capture_plan *plan, const struct py_interp *
 	return 0;
 }
 
+/* PYTHONTRACEMALLOC starts tracing in init_interp_main() right after
+ * _PySignal_Init() returns (3.8-3.13, checked with gdb); allocations of the
+ * interpreter's start-up before that are not in its snapshots. Recording from
+ * the same point makes `tmbpf run` and PYTHONTRACEMALLOC=N comparable. The
+ * symbol is local (.symtab): stripped binaries record from the first
+ * allocation instead. Returns 0 (gate or no gate) or -1 (full plan). */
+static int add_start_gate(struct capture_plan *plan, const struct py_interp *pi,
+			  const struct elf_file *ef)
+{
+	struct exact_probe *p;
+	struct elf_sym sym;
+	uint64_t off;
+
+	if (elf_file_symbol(ef, "_PySignal_Init", &sym) || sym.type != 2 /* STT_FUNC */ ||
+	    elf_file_vaddr_to_offset(ef, sym.value, &off))
+		return 0;
+	if (plan->nprobes == CAPTURE_MAX_PROBES)
+		return -1;
+	p = &plan->probes[plan->nprobes];
+	snprintf(plan->names[plan->nprobes], sizeof(plan->names[0]), "_PySignal_Init (start)");
+	p->name = plan->names[plan->nprobes];
+	p->binary = store_binary(plan, pi->host_path);
+	p->file_offset = off;
+	p->vaddr = 0;                   /* a return probe cannot tell the load bias */
+	p->fn = EXACT_FN_START;
+	p->ctx_arg = false;
+	p->optional = true;
+	plan->nprobes++;
+	plan->start_gate = true;
+	return 0;
+}
+
 static int add_public_api(struct capture_plan *plan, const struct py_interp *pi, int domain,
 			  struct tm_error *err)
 {
@@ -229,6 +261,8 @@ int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmall
 		}
 	}
 	if (add_common_probes(plan, pi, reattribute, err))
+		goto out;
+	if (add_start_gate(plan, pi, &ef))
 		goto out;
 	if (pi->inl.complete) {
 		plan->coverage = TM_COVERAGE_COMPLETE;

@@ -32,6 +32,7 @@ struct capture_plan {
 	char coverage_note[640];
 	const char *set_pythonmalloc;           /* `run`: value to give the child, or NULL */
 	unsigned single_stepped;                /* probes on instructions the kernel single-steps */
+	bool start_gate;                        /* `run`: record from PYTHONTRACEMALLOC's start point */
 };
 
 /* `tmbpf run`: the program has not started. user_pythonmalloc is the

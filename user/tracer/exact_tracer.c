@@ -48,6 +48,11 @@ static int handle_event(void *ctx, void *data, size_t len)
 		t->lost_events_bad++;
 		return 0;
 	}
+	if (h->type == PY_EV_CODE) {
+		if (t->resolver.add_code)
+			t->resolver.add_code(t->resolver.ctx, (pid_t)h->tgid, data, len);
+		return 0;
+	}
 	if (h->type == EXACT_EV_FINALIZE) {
 		if (t->nfinalized < sizeof(t->finalized) / sizeof(t->finalized[0]))
 			t->finalized[t->nfinalized++] = (pid_t)h->tgid;
@@ -93,6 +98,7 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 	t->skel->rodata->reattribute = opts->reattribute;
 	if (opts->max_traces)
 		bpf_map__set_max_entries(t->skel->maps.live, opts->max_traces);
+	bpf_map__set_max_entries(t->skel->maps.code_scratch, libbpf_num_possible_cpus());
 	e = exact_bpf__load(t->skel);
 	if (e) {
 		tm_error_set(err, "cannot load the exact-tier BPF programs: %s (run as root on a kernel with BPF, BTF and uprobes)",
@@ -157,8 +163,24 @@ static struct bpf_program *program_for(struct exact_tracer *t, enum exact_fn fn)
 		return t->skel->progs.newref_enter;
 	case EXACT_FN_FINALIZE:
 		return t->skel->progs.finalize_enter;
+	case EXACT_FN_START:
+		return NULL;
 	}
 	return NULL;
+}
+
+static struct bpf_program *return_program_for(struct exact_tracer *t, enum exact_fn fn)
+{
+	switch (fn) {
+	case EXACT_FN_MALLOC:
+	case EXACT_FN_CALLOC:
+	case EXACT_FN_REALLOC:
+		return t->skel->progs.alloc_exit;
+	case EXACT_FN_START:
+		return t->skel->progs.start_exit;
+	default:
+		return NULL;
+	}
 }
 
 static int attach_one(struct exact_tracer *t, pid_t pid, const struct exact_probe *p,
@@ -201,14 +223,13 @@ int exact_tracer_add_process(struct exact_tracer *t, pid_t pid, const struct py_
 	}
 	for (size_t i = 0; i < nprobes; i++) {
 		const struct exact_probe *p = &probes[i];
+		struct bpf_program *entry = program_for(t, p->fn), *ret = return_program_for(t, p->fn);
 		struct tm_error e2;
-		bool ret = p->fn == EXACT_FN_MALLOC || p->fn == EXACT_FN_CALLOC ||
-			   p->fn == EXACT_FN_REALLOC;
 
 		/* return probe first: a call already inside the function when its
 		 * entry probe appears must not leave the nesting depth raised */
-		if ((ret && attach_one(t, pid, p, t->skel->progs.alloc_exit, true, &e2) < 0) ||
-		    attach_one(t, pid, p, program_for(t, p->fn), false, &e2) < 0) {
+		if ((ret && attach_one(t, pid, p, ret, true, &e2) < 0) ||
+		    (entry && attach_one(t, pid, p, entry, false, &e2) < 0)) {
 			if (p->optional)
 				continue;
 			*err = e2;

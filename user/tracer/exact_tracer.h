@@ -39,6 +39,8 @@ struct exact_opts {
 struct frame_resolver {
 	int (*resolve)(void *ctx, pid_t pid, const struct py_frame *f,
 		       const char **filename, size_t *len, uint32_t *lineno);
+	/* a copy of a code object, sent before the first stack that uses it */
+	void (*add_code)(void *ctx, pid_t pid, const struct code_event *ev, size_t len);
 	void *ctx;
 };
 

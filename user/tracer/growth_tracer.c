@@ -392,6 +392,11 @@ static int handle_event(void *ctx, void *data, size_t len)
 		t->bad_events++;
 		return 0;
 	}
+	if (h->type == PY_EV_CODE) {
+		if (t->resolver.add_code)
+			t->resolver.add_code(t->resolver.ctx, (pid_t)h->tgid, data, len);
+		return 0;
+	}
 	if (h->type == PY_EV_STACK) {
 		if (len < sizeof(*h) || h->nframe == 0 || h->nframe > PY_MAX_NFRAME ||
 		    len < sizeof(*h) + h->nframe * sizeof(struct py_frame)) {
@@ -462,6 +467,7 @@ struct growth_tracer *growth_tracer_open(const struct growth_opts *opts,
 	t->skel->rodata->max_walk = opts->max_walk;
 	t->skel->rodata->sample_pages = opts->sample_pages ? opts->sample_pages : 1;
 	t->skel->rodata->report_execs = opts->host_wide;
+	bpf_map__set_max_entries(t->skel->maps.code_scratch, libbpf_num_possible_cpus());
 	e = growth_bpf__load(t->skel);
 	if (e) {
 		tm_error_set(err, "cannot load the growth-tier BPF programs: %s (run as root on a kernel with BPF, BTF and tracepoints)",

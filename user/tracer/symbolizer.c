@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tracer/elfinfo.h"
@@ -7,6 +8,24 @@
 #include "tracer/symbolizer.h"
 
 #define CODE_CACHE_ENTRIES 65536
+
+/* A code object as BPF copied it when its first stack was recorded. */
+struct code_copy {
+	uint64_t code;                  /* 0 = empty slot */
+	uint32_t ident;
+	int32_t firstlineno;
+	uint64_t str_type;              /* ob_type of co_filename */
+	char *filename;                 /* UTF-8 (surrogatepass); NULL = not copied */
+	uint32_t filename_len;
+	bool filename_unknown;          /* not ready (<= 3.11): tracemalloc's "<unknown>" */
+	uint8_t *linetable;             /* NULL = not copied */
+	uint32_t linetable_len;
+};
+
+struct code_table {
+	struct code_copy *slots;
+	size_t nslots, used;
+};
 
 struct sym_proc {
 	pid_t pid;
@@ -17,6 +36,8 @@ struct sym_proc {
 	struct py_code_reader rd;
 	struct py_code_cache *cache;
 	uint64_t replaced;              /* code object at the address is not the recorded one */
+	uint64_t from_copy;             /* frames resolved from BPF's copy */
+	struct code_table copies;
 };
 
 struct symbolizer {
@@ -29,10 +50,77 @@ struct symbolizer *symbolizer_new(void)
 	return calloc(1, sizeof(struct symbolizer));
 }
 
+static void code_table_free(struct code_table *t)
+{
+	for (size_t i = 0; i < t->nslots; i++) {
+		free(t->slots[i].filename);
+		free(t->slots[i].linetable);
+	}
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
+static size_t code_slot(uint64_t code, uint32_t ident, size_t mask)
+{
+	return (size_t)(((code >> 4) ^ ((uint64_t)ident << 17)) * 0x9e3779b97f4a7c15ull >> 24) & mask;
+}
+
+static struct code_copy *code_find(const struct code_table *t, uint64_t code, uint32_t ident,
+				   int32_t firstlineno)
+{
+	size_t mask = t->nslots - 1;
+
+	if (!t->nslots)
+		return NULL;
+	for (size_t j = code_slot(code, ident, mask); t->slots[j].code; j = (j + 1) & mask)
+		if (t->slots[j].code == code && t->slots[j].ident == ident &&
+		    t->slots[j].firstlineno == firstlineno)
+			return &t->slots[j];
+	return NULL;
+}
+
+static struct code_copy *code_insert(struct code_table *t, uint64_t code, uint32_t ident,
+				     int32_t firstlineno)
+{
+	struct code_copy *c = code_find(t, code, ident, firstlineno);
+	size_t mask, j;
+
+	if (c)
+		return c;
+	if ((t->used + 1) * 4 > t->nslots * 3) {
+		size_t n = t->nslots ? t->nslots * 2 : 256;
+		struct code_copy *slots = calloc(n, sizeof(*slots));
+
+		if (!slots)
+			return NULL;
+		for (size_t i = 0; i < t->nslots; i++) {
+			if (!t->slots[i].code)
+				continue;
+			for (j = code_slot(t->slots[i].code, t->slots[i].ident, n - 1); slots[j].code;
+			     j = (j + 1) & (n - 1))
+				;
+			slots[j] = t->slots[i];
+		}
+		free(t->slots);
+		t->slots = slots;
+		t->nslots = n;
+	}
+	mask = t->nslots - 1;
+	for (j = code_slot(code, ident, mask); t->slots[j].code; j = (j + 1) & mask)
+		;
+	c = &t->slots[j];
+	c->code = code;
+	c->ident = ident;
+	c->firstlineno = firstlineno;
+	t->used++;
+	return c;
+}
+
 static void sym_proc_free(struct sym_proc *p)
 {
 	if (!p)
 		return;
+	code_table_free(&p->copies);
 	remote_close(&p->mem);
 	py_code_cache_free(p->cache);
 	free(p);
@@ -143,6 +231,32 @@ static int resolve(void *ctx, pid_t pid, const struct py_frame *f,
 		p->failed = true;
 		return -1;
 	}
+	{
+		const struct code_copy *c = code_find(&p->copies, f->code, f->ident, f->firstlineno);
+
+		/* BPF's copy, when complete and the filename is an exact str */
+		if (c && c->linetable && (c->filename_unknown ||
+					  (c->filename && c->str_type == p->rd.unicode_type))) {
+			int32_t line = 0;
+
+			if (c->filename_unknown) {
+				*filename = PY_UNKNOWN_FILENAME;
+				*len = sizeof(PY_UNKNOWN_FILENAME) - 1;
+			} else {
+				*filename = c->filename;
+				*len = c->filename_len;
+			}
+			if (f->flags & PYF_LINENO)
+				line = f->addr;
+			else if (py_addr2line((enum py_linetable_kind)p->pi.uoff.linetable_kind,
+					      c->linetable, c->linetable_len, c->firstlineno, f->addr,
+					      &line) != 0)
+				line = 0;
+			*lineno = line < 0 ? 0 : (uint32_t)line;
+			p->from_copy++;
+			return 0;
+		}
+	}
 	ci = py_code_cache_get(p->cache, &p->rd, f->code, &e);
 	if (!ci)
 		return -1;
@@ -161,11 +275,68 @@ static int resolve(void *ctx, pid_t pid, const struct py_frame *f,
 	return 0;
 }
 
+static void add_code(void *ctx, pid_t pid, const struct code_event *ev, size_t len)
+{
+	symbolizer_add_code(ctx, pid, ev, len);
+}
+
 struct frame_resolver symbolizer_resolver(struct symbolizer *sy)
 {
-	struct frame_resolver r = { resolve, sy };
+	struct frame_resolver r = { resolve, add_code, sy };
 
 	return r;
+}
+
+void symbolizer_add_code(struct symbolizer *sy, pid_t pid, const struct code_event *ev, size_t len)
+{
+	struct sym_proc *p = find(sy, pid);
+	const struct py_user_offsets *u;
+	struct code_copy *c;
+	size_t head = offsetof(struct code_event, data);
+
+	if (!p || len < head + PY_CODE_STR_MAX || ev->str_nbytes > PY_CODE_STR_MAX ||
+	    ev->lt_nbytes > PY_CODE_LT_MAX || len < head + PY_CODE_STR_MAX + ev->lt_nbytes)
+		return;
+	c = code_insert(&p->copies, ev->code, ev->ident, ev->firstlineno);
+	if (!c || c->linetable)
+		return;                 /* no memory, or already known */
+	u = &p->pi.uoff;
+	if ((ev->flags & CODE_EV_STR) && u->u_length >= 16 && u->u_state + 4 <= 8 + PY_CODE_STR_OBJ) {
+		uint64_t length;
+		uint32_t state, kind;
+
+		memcpy(&c->str_type, ev->str_obj, sizeof(c->str_type));
+		memcpy(&length, ev->str_obj + (u->u_length - 8), sizeof(length));
+		memcpy(&state, ev->str_obj + (u->u_state - 8), sizeof(state));
+		kind = (state >> 2) & 7;
+		if (u->u_has_ready && !(state & (1u << 7))) {
+			c->filename_unknown = true;
+		} else if (kind && length * kind == ev->str_nbytes) {
+			char *out = malloc(4 * length + 1);
+			long n = out ? py_str_to_utf8(kind, ev->data, length, out) : -1;
+
+			if (n >= 0) {
+				c->filename = out;
+				c->filename_len = (uint32_t)n;
+			} else {
+				free(out);
+			}
+		}
+	}
+	if (ev->flags & CODE_EV_LT) {
+		c->linetable = malloc(ev->lt_nbytes ? ev->lt_nbytes : 1);
+		if (c->linetable) {
+			memcpy(c->linetable, ev->data + PY_CODE_STR_MAX, ev->lt_nbytes);
+			c->linetable_len = ev->lt_nbytes;
+		}
+	}
+}
+
+uint64_t symbolizer_from_copy(const struct symbolizer *sy, pid_t pid)
+{
+	struct sym_proc *p = find(sy, pid);
+
+	return p ? p->from_copy : 0;
 }
 
 uint64_t symbolizer_replaced(const struct symbolizer *sy, pid_t pid)
@@ -199,6 +370,12 @@ void symbolizer_fill_proc(const struct py_interp *pi, uint32_t tss_key, bool tss
 		hi = out->off.co_firsttraceable + 4;
 	out->off.co_block_off = lo;
 	out->off.co_block_len = hi - lo;
+	out->off.u_length = u->u_length;
+	out->off.u_state = u->u_state;
+	out->off.u_ascii_data = u->u_ascii_size;
+	out->off.u_compact_data = u->u_compact_size;
+	out->off.b_size = u->b_size;
+	out->off.b_sval = u->b_sval;
 }
 
 struct py_code_stats symbolizer_stats(const struct symbolizer *sy, pid_t pid)

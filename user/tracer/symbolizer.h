@@ -26,6 +26,12 @@ void symbolizer_remove(struct symbolizer *sy, pid_t pid);
 /* The resolver to give a tracer. */
 struct frame_resolver symbolizer_resolver(struct symbolizer *sy);
 
+/* A code object BPF copied with the first stack that used it (PY_EV_CODE):
+ * frames of that object resolve from the copy, so objects that die right
+ * after running (a module's top-level code) still get their lines. */
+void symbolizer_add_code(struct symbolizer *sy, pid_t pid, const struct code_event *ev, size_t len);
+uint64_t symbolizer_from_copy(const struct symbolizer *sy, pid_t pid);
+
 /* Frames whose code object had been replaced by another at the same address
  * by the time it was read (counted, resolved as "<unknown>"). */
 uint64_t symbolizer_replaced(const struct symbolizer *sy, pid_t pid);
