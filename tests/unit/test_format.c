@@ -245,6 +245,16 @@ static const struct {
 	SRC("empty.py", ""),
 	SRC("only_newlines.py", "\n\n\r\r\n"),
 	SRC("caf\xff.py", "undecodable = 'name'\n"),
+	SRC("alias_latin1.py", "# -*- coding: latin1 -*-\nx = '\xe9'\n"),
+	SRC("alias_l1.py", "# coding: L1\nx = '\xe9'\n"),
+	SRC("alias_iso8859.py", "# coding: ISO8859-1\nx = '\xe9'\n"),
+	SRC("alias_utf8.py", "# coding: UTF8\nx = '\xc3\xa9'\n"),
+	SRC("alias_u8_bom.py", "\xef\xbb\xbf# coding: u8\nx = 1\n"),
+	SRC("alias_646.py", "# coding: 646\nx = 1\n"),
+	SRC("alias_ansi.py", "# coding: ANSI_X3.4-1968\nx = 1\n"),
+	SRC("alias_dots.py", "# coding: ..utf8\nx = 1\n"),
+	SRC("alias_dashes.py", "# coding: utf--8\nx = 1\n"),
+	SRC("long_utf8.py", "# coding: utf-8-and-a-very-long-suffix-that-goes-on-and-on-and-on-and-on-x\nx = 1\n"),
 #undef SRC
 };
 

@@ -180,8 +180,9 @@ void tm_print_trace(FILE *out, const struct tm_snapshot *s, const struct tm_trac
  * (\r\n, \r and \n). Traceback.format() then strips the line with str.strip().
  *
  * Supported encodings: UTF-8 (with or without BOM), ISO-8859-1/latin-1 and ASCII
- * cookies. Other cookies that Python's codecs know (cp1252, euc-jp, ...) give
- * no line here where Python would show one. Not reproduced either: the search
+ * under every name Python's codec registry gives them. Other cookies that
+ * Python's codecs know (cp1252, euc-jp, utf-16, ...) give no line here where
+ * Python would show one. Not reproduced either: the search
  * of sys.path for relative names and PEP 302 loaders (module_globals); files
  * over TM_LINECACHE_MAX_FILE bytes are not read.
  *
@@ -279,9 +280,11 @@ enum lc_encoding { LC_NONE, LC_UTF8, LC_LATIN1, LC_ASCII, LC_UNSUPPORTED };
 /*
  * cookie_re = r'^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)' (re.ASCII) on one line
  * (bytes up to and including its '\n'); '.' does not match '\n'. Writes the
- * name into name[] (at most 12 chars kept: _get_normal_name only looks at 12).
+ * name into name[] (at most name_size chars: no codec we decode has a longer
+ * name, and a cut name stays unknown to codec_lookup()).
  */
-static bool find_cookie_name(const unsigned char *line, size_t n, char *name, size_t *name_len)
+static bool find_cookie_name(const unsigned char *line, size_t n, char *name, size_t name_size,
+			     size_t *name_len)
 {
 	size_t i = 0, k;
 
@@ -303,15 +306,70 @@ static bool find_cookie_name(const unsigned char *line, size_t n, char *name, si
 			j++;
 		if (j == start)
 			continue;
+		/* longer names than any codec we decode: keep the length only */
 		*name_len = j - start;
-		memcpy(name, line + start, *name_len < 12 ? *name_len : 12);
+		memcpy(name, line + start, *name_len < name_size ? *name_len : name_size);
+		if (*name_len > name_size)
+			*name_len = name_size;
 		return true;
 	}
 	return false;
 }
 
-/* tokenize._get_normal_name() and the codec lookup, for what we support. */
-static enum lc_encoding normal_encoding(const char *orig, size_t orig_len)
+/*
+ * codecs.lookup(name) for the three codecs we decode: the registry lower-cases
+ * the name, encodings.normalize_encoding() turns runs of other characters than
+ * letters, digits and '.' into one '_', then the module name or an alias of
+ * encodings.aliases must match (as is, or with '.' as '_').
+ */
+static enum lc_encoding codec_lookup(const char *name, size_t len)
+{
+	static const struct { const char *name; enum lc_encoding e; } codecs[] = {
+		{ "utf_8", LC_UTF8 }, { "utf8", LC_UTF8 }, { "u8", LC_UTF8 }, { "utf", LC_UTF8 },
+		{ "utf8_ucs2", LC_UTF8 }, { "utf8_ucs4", LC_UTF8 }, { "cp65001", LC_UTF8 },
+		{ "latin_1", LC_LATIN1 }, { "latin1", LC_LATIN1 }, { "latin", LC_LATIN1 },
+		{ "l1", LC_LATIN1 }, { "8859", LC_LATIN1 }, { "cp819", LC_LATIN1 },
+		{ "csisolatin1", LC_LATIN1 }, { "ibm819", LC_LATIN1 }, { "iso8859", LC_LATIN1 },
+		{ "iso8859_1", LC_LATIN1 }, { "iso_8859_1", LC_LATIN1 },
+		{ "iso_8859_1_1987", LC_LATIN1 }, { "iso_ir_100", LC_LATIN1 },
+		{ "ascii", LC_ASCII }, { "646", LC_ASCII }, { "ansi_x3.4_1968", LC_ASCII },
+		{ "ansi_x3.4_1986", LC_ASCII }, { "ansi_x3_4_1968", LC_ASCII }, { "cp367", LC_ASCII },
+		{ "csascii", LC_ASCII }, { "ibm367", LC_ASCII }, { "iso646_us", LC_ASCII },
+		{ "iso_646.irv_1991", LC_ASCII }, { "iso_ir_6", LC_ASCII }, { "us", LC_ASCII },
+		{ "us_ascii", LC_ASCII },
+	};
+	char norm[64], dots[64];
+	bool punct = false;
+	size_t i, o = 0;
+
+	if (len >= sizeof(norm))
+		return LC_UNSUPPORTED;
+	for (i = 0; i < len; i++) {
+		char c = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] - 'A' + 'a') : name[i];
+		bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.';
+
+		if (!keep) {
+			punct = true;
+			continue;
+		}
+		if (punct && o)
+			norm[o++] = '_';
+		norm[o++] = c;
+		punct = false;
+	}
+	norm[o] = '\0';
+	for (i = 0; i <= o; i++)
+		dots[i] = norm[i] == '.' ? '_' : norm[i];
+	for (i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++)
+		if (!strcmp(norm, codecs[i].name) || !strcmp(dots, codecs[i].name))
+			return codecs[i].e;
+	return LC_UNSUPPORTED;  /* another codec, or none: no lines either way here */
+}
+
+/* tokenize._get_normal_name() (it looks at 12 characters), then the codec
+ * lookup of the name it returns. *utf8_name: the normal name is "utf-8", the
+ * only one that a BOM tolerates. */
+static enum lc_encoding normal_encoding(const char *orig, size_t orig_len, bool *utf8_name)
 {
 	char enc[13];
 	size_t i, n = orig_len < 12 ? orig_len : 12;
@@ -322,24 +380,14 @@ static enum lc_encoding normal_encoding(const char *orig, size_t orig_len)
 		enc[i] = c == '_' ? '-' : (c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c);
 	}
 	enc[n] = '\0';
-	if (strcmp(enc, "utf-8") == 0 || strncmp(enc, "utf-8-", 6) == 0)
+	*utf8_name = !strcmp(enc, "utf-8") || !strncmp(enc, "utf-8-", 6);
+	if (*utf8_name)
 		return LC_UTF8;
 	if (!strcmp(enc, "latin-1") || !strcmp(enc, "iso-8859-1") || !strcmp(enc, "iso-latin-1") ||
 	    !strncmp(enc, "latin-1-", 8) || !strncmp(enc, "iso-8859-1-", 11) ||
 	    !strncmp(enc, "iso-latin-1-", 12))
 		return LC_LATIN1;
-	/* not normalised by _get_normal_name: the codec registry sees the full
-	 * name, lower-cased with '-' as '_' */
-	if (orig_len == 5 || orig_len == 8) {
-		char full[9];
-
-		for (i = 0; i < orig_len; i++)
-			full[i] = enc[i] == '-' ? '_' : enc[i];
-		full[orig_len] = '\0';
-		if (!strcmp(full, "ascii") || !strcmp(full, "us_ascii"))
-			return LC_ASCII;
-	}
-	return LC_UNSUPPORTED;
+	return codec_lookup(orig, orig_len);
 }
 
 /* One line of tokenize's readline() (split on b'\n' only). */
@@ -357,7 +405,7 @@ static enum lc_encoding detect_encoding(const unsigned char *data, size_t n, siz
 	bool bom = n >= 3 && data[0] == 0xef && data[1] == 0xbb && data[2] == 0xbf;
 	const unsigned char *line = data + (bom ? 3 : 0);
 	size_t rest = n - (bom ? 3 : 0), len, name_len;
-	char name[12];
+	char name[64];
 	int pass;
 
 	*skip = bom ? 3 : 0;
@@ -367,10 +415,12 @@ static enum lc_encoding detect_encoding(const unsigned char *data, size_t n, siz
 		len = bytes_line_len(line, rest);
 		if (!utf8_valid(line, len))
 			return LC_NONE;         /* "invalid or missing encoding declaration" */
-		if (find_cookie_name(line, len, name, &name_len)) {
-			e = normal_encoding(name, name_len);
-			/* a BOM with any other cookie: "encoding problem: utf-8" */
-			if (bom && e != LC_UTF8)
+		if (find_cookie_name(line, len, name, sizeof(name), &name_len)) {
+			bool utf8_name;
+
+			e = normal_encoding(name, name_len, &utf8_name);
+			/* a BOM with any other name: "encoding problem: utf-8" */
+			if (bom && !utf8_name)
 				return LC_NONE;
 			return e;
 		}

@@ -38,8 +38,8 @@
  * equal numbers.
  *
  * Sums use uint64_t. Loaders cap a snapshot's total size at INT64_MAX, so
- * non-cumulative sums and all differences fit; a cumulative sum over deep
- * recursion could in theory exceed 2^64 where Python's integers would not.
+ * non-cumulative sums and their differences fit; cumulative sums over deep
+ * recursion could in theory exceed 2^63 where Python's integers would not.
  */
 #include "snapshot/stats.h"
 #include "snapshot/index.h"
