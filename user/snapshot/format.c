@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Text forms of tracemalloc objects, byte for byte as Lib/tracemalloc.py
- * prints them, and the part of linecache that Traceback.format() uses.
+ * prints them (3.8 to 3.13 print the same), and the part of linecache that
+ * Traceback.format() uses.
  */
 #include "snapshot/format.h"
 
@@ -513,9 +514,10 @@ static size_t *split_lines(const char *text, size_t n, size_t *nlines)
 
 /*
  * os.fsencode(filename) for our UTF-8/surrogatepass names: U+DC80..U+DCFF
- * become the bytes they escaped; other surrogates and NUL bytes make Python
- * raise (not an OSError), so there is no line. Returns a malloc'd path under
- * root_dir, or NULL.
+ * become the bytes they escaped; other surrogates and NUL bytes make os.stat()
+ * raise an error other than OSError: Python 3.13's linecache returns no lines,
+ * older ones let Traceback.format() raise. We show no line. Returns a malloc'd
+ * path under root_dir, or NULL.
  */
 static char *source_path(const char *root_dir, const char *name, size_t len)
 {
