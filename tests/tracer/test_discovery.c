@@ -834,6 +834,36 @@ Test(discovery, x86dec_uprobe_classes)
 	cr_expect_eq((uint64_t)in.imm, 0x0807060504030201ull);
 }
 
+/* The placement rules on hand-assembled functions (bytes from `as`). */
+Test(discovery, x86dec_probe_rules)
+{
+	const uint32_t RDI = X86_REGBIT(X86_RDI), RSI = X86_REGBIT(X86_RSI);
+	bool emu;
+	/* mov %rdi,%rsi; test %rdi,%rdi; js +0; mov 0x70(%rax),%rax; jmp *%rax */
+	static const uint8_t tail[] = { 0x48, 0x89, 0xfe, 0x48, 0x85, 0xff, 0x78, 0x00,
+					0x48, 0x8b, 0x40, 0x70, 0xff, 0xe0 };
+	cr_expect_eq(x86_probe_offset(tail, sizeof(tail), 0x1000, RDI, &emu), 6);
+	cr_expect(emu);
+	/* ...the same, but rsi is an argument: mov %rdi,%rsi clobbers it */
+	cr_expect_eq(x86_probe_offset(tail, sizeof(tail), 0x1000, RDI | RSI, &emu), 0);
+	cr_expect(!emu);
+	/* ...jump through a register computed from an index: a jump table */
+	static const uint8_t table[] = { 0x48, 0x85, 0xff, 0x78, 0x00,
+					 0x48, 0x63, 0x04, 0xb8, 0x48, 0x01, 0xd0, 0xff, 0xe0 };
+	cr_expect_eq(x86_probe_offset(table, sizeof(table), 0x1000, RDI, &emu), 0);
+	/* ...a backward jump onto the probe (jmp -7 lands on the js at +3) */
+	static const uint8_t back[] = { 0x48, 0x85, 0xff, 0x78, 0x02, 0xeb, 0xfc, 0xc3 };
+	cr_expect_eq(x86_probe_offset(back, sizeof(back), 0x1000, RDI, &emu), 0);
+	/* push %rbp first: offset 0 is emulated */
+	static const uint8_t push[] = { 0x55, 0x48, 0x89, 0xe5, 0xc3 };
+	cr_expect_eq(x86_probe_offset(push, sizeof(push), 0x1000, RDI, &emu), 0);
+	cr_expect(emu);
+	/* sub $8,%rsp before the branch: the return address moved */
+	static const uint8_t stack[] = { 0x48, 0x83, 0xec, 0x08, 0x78, 0x00, 0xc3 };
+	cr_expect_eq(x86_probe_offset(stack, sizeof(stack), 0x1000, RDI, &emu), 0);
+	cr_expect(!emu);
+}
+
 /* Probe placement, against the disassembly (objdump -d):
  *   pyenv PyObject_Malloc: mov %rdi,%rsi; test %rdi,%rdi; js  -> +6
  *   pyenv PyObject_Free (3.8): mov _PyObject+0x20(%rip),%rax; ... jmp *: no

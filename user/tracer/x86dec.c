@@ -544,17 +544,28 @@ uint32_t x86_probe_offset(const uint8_t *code, size_t size, uint64_t addr,
 		return 0;
 	}
 	/* No branch may land between the entry and the probe (it would hit
-	 * the probe twice, or skip it), and a jump table could land anywhere. */
+	 * the probe twice, or skip it), and a jump table could land anywhere.
+	 * A jump through a register is a tail call when that register was
+	 * last loaded from memory without an index (a function pointer in a
+	 * struct, e.g. the allocator table); jump tables always index. */
+	uint32_t plain_load = 0;        /* registers last written by such a load */
 	for (off = 0; off < size;) {
 		int n = x86_decode(code + off, size - off, addr + off, &in);
+		uint32_t w;
 
 		if (n < 0)
 			goto fallback;
 		if ((in.branch == X86_BR_JMP || in.branch == X86_BR_JCC || in.branch == X86_BR_CALL) &&
 		    in.target > addr && in.target <= addr + cand)
 			goto fallback;
-		if (in.branch == X86_BR_JMP_IND && !in.mem)
+		if (in.branch == X86_BR_JMP_IND && !in.mem && !(plain_load & X86_REGBIT(in.rm)))
 			goto fallback;
+		if (!x86_insn_writes(&in, &w))
+			w = ~0u;
+		plain_load &= ~w;
+		if (in.map == X86_MAP_1 && in.opcode == 0x8b && in.rex_w && in.mem &&
+		    in.index == X86_NOREG && in.seg == 0)
+			plain_load |= X86_REGBIT(in.reg);
 		off += (uint32_t)n;
 	}
 	*emulated = true;
