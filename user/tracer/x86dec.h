@@ -99,8 +99,9 @@ bool x86_uprobe_emulated(const struct x86_insn *insn);
  * that writes neither rsp nor any register of preserve_mask (the argument
  * registers the probe reads), provided no direct branch inside the function
  * ([0, size) bytes of code) lands in (0, offset] and the function has no
- * register-indirect jump (a jump table could land anywhere). Anything
- * unknown gives 0.
+ * jump table (a jump through a register is accepted only as a tail call:
+ * the register last loaded from memory without an index). Anything unknown
+ * gives 0. Cold parts of the function elsewhere in .text are not scanned.
  * *emulated tells whether the instruction at the returned offset is
  * emulated (false: the kernel single-steps it). */
 uint32_t x86_probe_offset(const uint8_t *code, size_t size, uint64_t addr,
