@@ -11,6 +11,7 @@ arguments as the tmbpf command it stands for:
   cli_oracle.py trace SNAPSHOT INDEX     str(trace) + Traceback.format() of traces[INDEX]
   cli_oracle.py top SNAPSHOT KEY_TYPE LIMIT
                                          display_top() of the tracemalloc documentation
+                                         (LIMIT 0: all statistics, as tmbpf's --limit 0)
   cli_oracle.py same A B [--py38]        A and B hold the same traces and limit, and
                                          B's statistics() work on this Python
                                          (--py38: B has 3-tuples, compare without total_nframe)
@@ -197,7 +198,15 @@ def display_top(snapshot, key_type="lineno", limit=10):
 
 
 def cmd_top(argv):
-    display_top(tracemalloc.Snapshot.load(argv[0]), argv[1], int(argv[2]))
+    snapshot = tracemalloc.Snapshot.load(argv[0])
+    limit = int(argv[2])
+    if limit == 0:
+        # tmbpf's --limit 0 means all: the recipe with limit = every statistic
+        limit = len(snapshot.filter_traces((
+            tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+            tracemalloc.Filter(False, "<unknown>"),
+        )).statistics(argv[1]))
+    display_top(snapshot, argv[1], limit)
 
 
 def cmd_same(argv):

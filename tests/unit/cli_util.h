@@ -23,13 +23,50 @@
 extern char **environ;
 
 #define CLI_PYTHON "/usr/bin/python3"
-#define CLI_TMBPF "build/san/tmbpf"
+#ifndef CLI_TMBPF
+#define CLI_TMBPF "build/san/tmbpf"         /* built by `make test` before the suites */
+#endif
 
 struct cli_run {
 	int status;             /* exit code, or 128 + signal */
 	char *out, *err;        /* NUL-terminated (may also hold NULs: see *_len) */
 	size_t out_len, err_len;
 };
+
+/*
+ * Buffers handed out by cli_read_file() stay listed here until freed, so that
+ * a test's .fini can release what a failed assertion (which leaves the test
+ * function early) left behind: LeakSanitizer then reports only real leaks.
+ */
+#define CLI_MAX_BUFS 512
+static void *cli_bufs[CLI_MAX_BUFS];
+
+static inline void cli_track(void *p)
+{
+	for (int i = 0; i < CLI_MAX_BUFS; i++) {
+		if (!cli_bufs[i]) {
+			cli_bufs[i] = p;
+			return;
+		}
+	}
+}
+
+/* free() for buffers of cli_read_file() */
+static inline void cli_free(void *p)
+{
+	for (int i = 0; p && i < CLI_MAX_BUFS; i++)
+		if (cli_bufs[i] == p)
+			cli_bufs[i] = NULL;
+	free(p);
+}
+
+static inline void cli_free_all(void)
+{
+	for (int i = 0; i < CLI_MAX_BUFS; i++) {
+		free(cli_bufs[i]);
+		cli_bufs[i] = NULL;
+	}
+}
 
 static inline char *cli_read_file(const char *path, size_t *len)
 {
@@ -54,6 +91,7 @@ static inline char *cli_read_file(const char *path, size_t *len)
 	buf[n] = '\0';
 	if (len)
 		*len = n;
+	cli_track(buf);
 	return buf;
 }
 
@@ -114,8 +152,8 @@ static inline void cli_run(const char *dir, struct cli_run *r, const char *prog,
 
 static inline void cli_run_free(struct cli_run *r)
 {
-	free(r->out);
-	free(r->err);
+	cli_free(r->out);
+	cli_free(r->err);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -131,10 +169,12 @@ static inline char *cli_mkdtemp(const char *suite)
 	return strdup(tmpl);
 }
 
+/* Removes a scratch directory, and frees what a failed test left behind. */
 static inline void cli_rmtree(char *dir)
 {
 	char cmd[512];
 
+	cli_free_all();
 	if (!dir)
 		return;
 	/* a test's own scratch directory, created by cli_mkdtemp above */

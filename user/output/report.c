@@ -125,6 +125,10 @@ int report_display_top(FILE *out, const struct tm_snapshot *s, enum tm_key_type 
 		free(line);
 		return -1;
 	}
+	if (limit == 0) {
+		for (size_t i = 0; i < st.n; i++)
+			limit += !display_top_excluded(&st.stats[i]);
+	}
 	fprintf(out, "Top %" PRIu64 " lines\n", limit);
 	for (size_t i = 0; i < st.n; i++) {
 		const struct tm_statistic *stat = &st.stats[i];

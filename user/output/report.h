@@ -36,8 +36,9 @@ int report_stats_json(FILE *out, const struct tm_stats *st, uint64_t limit);
  * ("Pretty top"): excludes "<frozen importlib._bootstrap>" and "<unknown>",
  * prints "Top N lines", then "#i: FILE:LINE: X.X KiB" and the source line
  * (read under root_dir, NULL = "/") for the first `limit` statistics, then
- * "K other: X.X KiB" and "Total allocated size: X.X KiB". As in the recipe, a
- * limit of 0 lists no entry. 0, or -1 with err set.
+ * "K other: X.X KiB" and "Total allocated size: X.X KiB". A limit of 0 means
+ * all of them, as --limit 0 does everywhere in tmbpf (the recipe called with
+ * limit = the number of statistics). 0, or -1 with err set.
  */
 int report_display_top(FILE *out, const struct tm_snapshot *s, enum tm_key_type key_type,
 		       uint64_t limit, const char *root_dir, struct tm_error *err);
