@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Snapshot files: which format a file is in, loading a path or a buffer, and
+ * the atomic creation every tmbpf writer uses. The formats themselves are in
+ * native.c, pickle_read.c and pickle_write.c.
+ */
+#include "snapshot/snapfile.h"
+#include "snapshot/snapfile_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- format detection ---------------------------------------------------------- */
+
+static bool is_name_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.';
+}
+
+/*
+ * Native files start with their magic (a file shorter than it that matches it
+ * is a truncated native file). Pickles of protocol 2 and later start with
+ * PROTO; a Snapshot pickled with protocol 0 or 1 starts with GLOBAL
+ * "copy_reg\n_reconstructor\n". Anything else is not a snapshot, which
+ * gives a clearer message than running a text file as pickle opcodes.
+ */
+enum tm_file_format tm_detect_format(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	size_t i;
+
+	if (len == 0)
+		return TM_FORMAT_UNKNOWN;
+	if (memcmp(p, TM_NATIVE_MAGIC, len < TM_NATIVE_MAGIC_LEN ? len : TM_NATIVE_MAGIC_LEN) == 0)
+		return TM_FORMAT_NATIVE;
+	if (p[0] == PK_OP_PROTO)
+		return TM_FORMAT_PICKLE;
+	if (p[0] == PK_OP_GLOBAL) {
+		for (i = 1; i < len && i < 256 && p[i] != '\n'; i++)
+			if (!is_name_char(p[i]))
+				return TM_FORMAT_UNKNOWN;
+		if (i > 1 && (i == len || p[i] == '\n'))
+			return TM_FORMAT_PICKLE;
+	}
+	return TM_FORMAT_UNKNOWN;
+}
+
+/* ---- loading --------------------------------------------------------------------- */
+
+struct tm_snapshot *tm_snapshot_load_mem(const void *data, size_t len, struct tm_error *err)
+{
+	if (len == 0) {
+		tm_error_set(err, "empty file (not a snapshot)");
+		return NULL;
+	}
+	switch (tm_detect_format(data, len)) {
+	case TM_FORMAT_NATIVE:
+		return tm_native_load_mem(data, len, err);
+	case TM_FORMAT_PICKLE:
+		return tm_pickle_load_mem(data, len, err);
+	default:
+		tm_error_set(err, "not a snapshot (neither a tmbpf native file nor a pickle)");
+		return NULL;
+	}
+}
+
+/* Reads all of fd; 0, or -1 with errno set. */
+static int read_all(int fd, size_t hint, char **out, size_t *outlen)
+{
+	size_t cap = hint ? hint + 1 : 65536, len = 0;
+	char *buf = malloc(cap), *p;
+
+	if (!buf)
+		return -1;
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			if (cap > SIZE_MAX / 2 || !(p = realloc(buf, cap * 2))) {
+				free(buf);
+				errno = ENOMEM;
+				return -1;
+			}
+			buf = p;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			free(buf);
+			errno = e;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+/*
+ * One read of the whole file, then the format's loader on the bytes. (Not an
+ * mmap: a file truncated by someone else while mapped would kill us with
+ * SIGBUS instead of giving an error.)
+ */
+struct tm_snapshot *tm_snapshot_load(const char *path, struct tm_error *err)
+{
+	struct tm_snapshot *s;
+	struct tm_error why;
+	struct stat st;
+	char *data;
+	size_t len;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		tm_error_set(err, "%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0) {
+		tm_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		tm_error_set(err, "%s: is a directory, not a snapshot file", path);
+		return NULL;
+	}
+	if (read_all(fd, S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 0, &data,
+		     &len)) {
+		tm_error_set(err, "%s: cannot read: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	s = tm_snapshot_load_mem(data, len, &why);
+	free(data);
+	if (!s)
+		tm_error_set(err, "%s: %s", path, why.msg);
+	return s;
+}
+
+/* ---- atomic files ---------------------------------------------------------------- */
+
+/* The process umask, read without changing it (umask() would, for every
+ * thread) from /proc; 022 if that is not available. */
+static mode_t current_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned mask = 022;
+
+	if (!f)
+		return 022;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &mask) == 1)
+			break;
+	fclose(f);
+	return (mode_t)mask & 0777;
+}
+
+/*
+ * The temporary file is ".NAME.tmp-XXXXXX" next to NAME, so that rename() is
+ * atomic (same filesystem). It gets the mode the final file would get from
+ * fopen(): an existing file's mode, else 0666 minus the umask.
+ */
+int tm_atomic_open(struct tm_atomic_file *af, const char *path, struct tm_error *err)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	int dir_len = (int)(base - path), fd;
+	struct stat st;
+	mode_t mode;
+
+	memset(af, 0, sizeof(*af));
+	if (!*base) {
+		tm_error_set(err, "%s: is a directory, not a file name", path);
+		return -1;
+	}
+	if (strlen(base) > 200)
+		base += strlen(base) - 200;     /* keep the temporary name short */
+	if (asprintf(&af->tmp_path, "%.*s.%s.tmp-XXXXXX", dir_len, path, base) < 0) {
+		af->tmp_path = NULL;
+		tm_error_set(err, "%s: out of memory", path);
+		return -1;
+	}
+	af->path = strdup(path);
+	if (!af->path) {
+		tm_error_set(err, "%s: out of memory", path);
+		goto fail;
+	}
+	fd = mkostemp(af->tmp_path, O_CLOEXEC);
+	if (fd < 0) {
+		tm_error_set(err, "%s: cannot create a temporary file next to it: %s", path,
+			     strerror(errno));
+		goto fail;
+	}
+	mode = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mode & 07777
+							   : 0666 & ~current_umask();
+	if (fchmod(fd, mode) != 0 || !(af->fp = fdopen(fd, "wb"))) {
+		tm_error_set(err, "%s: cannot write a temporary file: %s", path, strerror(errno));
+		close(fd);
+		unlink(af->tmp_path);
+		goto fail;
+	}
+	/* snapshots are written in large pieces; a big buffer saves syscalls */
+	setvbuf(af->fp, NULL, _IOFBF, 1 << 20);
+	return 0;
+fail:
+	free(af->path);
+	free(af->tmp_path);
+	memset(af, 0, sizeof(*af));
+	return -1;
+}
+
+static void atomic_release(struct tm_atomic_file *af)
+{
+	free(af->path);
+	free(af->tmp_path);
+	memset(af, 0, sizeof(*af));
+}
+
+int tm_atomic_commit(struct tm_atomic_file *af, struct tm_error *err)
+{
+	const char *what = "cannot write";
+	int e = 0, dfd;
+	char *dir, *slash;
+
+	if (fflush(af->fp) != 0 || ferror(af->fp))
+		e = errno ? errno : EIO;
+	else if (fsync(fileno(af->fp)) != 0)
+		e = errno;
+	if (fclose(af->fp) != 0 && !e)
+		e = errno;
+	af->fp = NULL;
+	if (!e && rename(af->tmp_path, af->path) != 0) {
+		e = errno;
+		what = "cannot replace";
+	}
+	if (e) {
+		tm_error_set(err, "%s: %s: %s", af->path, what, strerror(e));
+		unlink(af->tmp_path);
+		atomic_release(af);
+		return -1;
+	}
+	/* make the rename itself durable (best effort: the file is complete) */
+	dir = strdup(af->path);
+	if (dir) {
+		slash = strrchr(dir, '/');
+		if (slash)
+			slash[1] = '\0';
+		dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(dir);
+	}
+	atomic_release(af);
+	return 0;
+}
+
+void tm_atomic_abort(struct tm_atomic_file *af)
+{
+	if (af->fp)
+		fclose(af->fp);
+	if (af->tmp_path)
+		unlink(af->tmp_path);
+	atomic_release(af);
+}
+
+/* ---- comparison ------------------------------------------------------------------ */
+
+bool tm_snapshot_same_traces(const struct tm_snapshot *a, const struct tm_snapshot *b,
+			     bool with_address, bool none_is_nframe, char *why, size_t why_size)
+{
+	uint64_t i;
+
+	if (a->ntraces != b->ntraces) {
+		snprintf(why, why_size, "%" PRIu64 " traces vs %" PRIu64, a->ntraces, b->ntraces);
+		return false;
+	}
+	if (a->traceback_limit != b->traceback_limit) {
+		snprintf(why, why_size, "traceback_limit %u vs %u", a->traceback_limit,
+			 b->traceback_limit);
+		return false;
+	}
+	for (i = 0; i < a->ntraces; i++) {
+		const struct tm_trace *ta = &a->traces[i], *tb = &b->traces[i];
+		const struct tm_traceback *ba = &a->tracebacks[ta->traceback];
+		const struct tm_traceback *bb = &b->tracebacks[tb->traceback];
+		const tm_id *fa = tm_traceback_frames(a, ta->traceback);
+		const tm_id *fb = tm_traceback_frames(b, tb->traceback);
+		uint32_t total = ba->total_nframe, k;
+
+		if (none_is_nframe && total == TM_TOTAL_NFRAME_NONE)
+			total = ba->nframe;
+		if (ta->domain != tb->domain || ta->size != tb->size ||
+		    (with_address && ta->address != tb->address) || ba->nframe != bb->nframe ||
+		    total != bb->total_nframe) {
+			snprintf(why, why_size, "trace %" PRIu64 ": (domain %u, size %" PRIu64
+				 ", address %#" PRIx64 ", %u frames, total %u) vs (%u, %" PRIu64
+				 ", %#" PRIx64 ", %u, %u)", i, ta->domain, ta->size, ta->address,
+				 ba->nframe, total, tb->domain, tb->size, tb->address, bb->nframe,
+				 bb->total_nframe);
+			return false;
+		}
+		for (k = 0; k < ba->nframe; k++) {
+			const struct tm_frame *xa = &a->frames[fa[k]], *xb = &b->frames[fb[k]];
+			struct tm_str sa = tm_string(a, xa->filename), sb = tm_string(b, xb->filename);
+
+			if (xa->lineno != xb->lineno || sa.len != sb.len ||
+			    memcmp(sa.data, sb.data, sa.len) != 0) {
+				snprintf(why, why_size, "trace %" PRIu64 " frame %u: %.*s:%u vs %.*s:%u",
+					 i, k, (int)(sa.len > 80 ? 80 : sa.len), sa.data, xa->lineno,
+					 (int)(sb.len > 80 ? 80 : sb.len), sb.data, xb->lineno);
+				return false;
+			}
+		}
+	}
+	return true;
+}
