@@ -293,8 +293,6 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 {
 	struct traced_proc *p;
 	struct py_proc cfg;
-	uint32_t key = 0;
-	bool key_known = false;
 
 	if (tc->nprocs == tc->procs_cap) {
 		size_t c = tc->procs_cap ? tc->procs_cap * 2 : 8;
@@ -311,14 +309,7 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 	p->pid = pid;
 	p->pi = pi;
 	p->command = strdup(command ? command : "?");
-	if (pi->bias_known) {
-		struct remote mem;
-
-		remote_init(&mem, pid);
-		key_known = py_interp_read_tss_key(pi, &mem, &key) == 0;
-		remote_close(&mem);
-	}
-	symbolizer_fill_proc(pi, key, key_known, &cfg);
+	symbolizer_proc_config(pi, &cfg);
 	if (plan && plan->start_gate)
 		cfg.flags |= PY_PROC_WAIT_START;
 	if (symbolizer_add(tc->sym, pid, pi) < 0) {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+#include <string.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "tracer/bpf_util.h"
 
@@ -50,6 +52,23 @@ uint64_t tm_tracer_memory(struct bpf_object *obj)
 	bpf_object__for_each_map(m, obj)
 		total += map_memlock(bpf_map__fd(m));
 	return total + mi.uordblks + mi.hblkhd;
+}
+
+uint64_t tm_bpf_recursion_misses(struct bpf_object *obj)
+{
+	struct bpf_program *prog;
+	uint64_t total = 0;
+
+	bpf_object__for_each_program(prog, obj) {
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		memset(&info, 0, sizeof(info));
+		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+			total += info.recursion_misses;
+	}
+	return total;
 }
 
 uint64_t tm_proc_rss(pid_t pid)

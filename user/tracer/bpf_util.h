@@ -16,6 +16,10 @@ void tm_libbpf_setup(bool verbose);
  * process's heap (tracemalloc's get_tracemalloc_memory() counterpart). */
 uint64_t tm_tracer_memory(struct bpf_object *obj);
 
+/* Program runs the kernel skipped because another BPF program was already
+ * running on that CPU (a preempted program, an interrupt): events lost. */
+uint64_t tm_bpf_recursion_misses(struct bpf_object *obj);
+
 /* Resident set size of pid in bytes (from /proc/PID/statm), 0 if unknown. */
 uint64_t tm_proc_rss(pid_t pid);
 

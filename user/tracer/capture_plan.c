@@ -153,6 +153,40 @@ static int add_func_probe(struct capture_plan *plan, const struct py_interp *pi,
 	return 0;
 }
 
+/* A probe at the entry of a function known only by its symbol (optional). */
+static int add_symbol_probe(struct capture_plan *plan, const struct py_interp *pi,
+			    const char *name, enum exact_fn fn)
+{
+	struct exact_probe *p;
+	struct elf_file ef;
+	struct elf_sym sym;
+	struct tm_error err;
+	uint64_t off;
+	int found;
+
+	if (elf_file_open(&ef, pi->host_path, &err))
+		return 0;
+	found = !elf_file_symbol(&ef, name, &sym) && sym.type == 2 /* STT_FUNC */ &&
+		!elf_file_vaddr_to_offset(&ef, sym.value, &off);
+	elf_file_close(&ef);
+	if (!found)
+		return 0;
+	if (plan->nprobes == CAPTURE_MAX_PROBES)
+		return -1;
+	p = &plan->probes[plan->nprobes];
+	snprintf(plan->names[plan->nprobes], sizeof(plan->names[0]), "%s", name);
+	p->name = plan->names[plan->nprobes];
+	p->binary = store_binary(plan, pi->host_path);
+	p->file_offset = off;
+	p->vaddr = sym.value;
+	p->fn = fn;
+	p->ctx_arg = false;
+	p->optional = true;
+	plan->single_stepped++;
+	plan->nprobes++;
+	return 0;
+}
+
 static int add_common_probes(struct capture_plan *plan, const struct py_interp *pi,
 			     bool reattribute, struct tm_error *err)
 {
@@ -160,10 +194,13 @@ static int add_common_probes(struct capture_plan *plan, const struct py_interp *
 	    add_func_probe(plan, pi, PY_FN_TRACEMALLOC_UNTRACK, EXACT_FN_UNTRACK, false, err) ||
 	    add_func_probe(plan, pi, PY_FN_FINALIZE_EX, EXACT_FN_FINALIZE, true, err))
 		return -1;
-	/* free-list reuse: _Py_NewReference is exported from 3.9 on */
-	if (reattribute &&
-	    add_func_probe(plan, pi, PY_FN_NEW_REFERENCE, EXACT_FN_NEWREF, true, err))
-		return -1;
+	/* free-list reuse: _Py_NewReference is exported from 3.9 on; 3.8 inlines
+	 * it and only calls out (_PyTraceMalloc_NewReference) while the target's
+	 * own tracemalloc is tracing, which is then the one place to see reuse */
+	if (reattribute && pi->funcs[PY_FN_NEW_REFERENCE].found)
+		return add_func_probe(plan, pi, PY_FN_NEW_REFERENCE, EXACT_FN_NEWREF, true, err);
+	if (reattribute)
+		return add_symbol_probe(plan, pi, "_PyTraceMalloc_NewReference", EXACT_FN_NEWREF);
 	return 0;
 }
 

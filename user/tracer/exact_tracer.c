@@ -270,12 +270,13 @@ uint64_t exact_tracer_memory(struct exact_tracer *t)
 
 static void set_exact_counters(struct tm_snapshot *s, const struct exact_stats *st,
 			       uint64_t missing_stacks, uint64_t unresolved_frames,
-			       uint64_t bad_events, uint64_t no_proc)
+			       uint64_t bad_events, uint64_t no_proc, uint64_t recursion_misses)
 {
 	tm_set_counter(s, "lost.live_map_full", st->lost_live_full);
 	tm_set_counter(s, "lost.stack_events", st->walk.lost_stack_events);
 	tm_set_counter(s, "lost.stack_unknown", missing_stacks);
 	tm_set_counter(s, "lost.bad_events", bad_events);
+	tm_set_counter(s, "lost.bpf_recursion", recursion_misses);
 	tm_set_counter(s, "frames.unreadable_stacks", st->walk.unreadable_stacks);
 	tm_set_counter(s, "frames.unresolved", unresolved_frames);
 	tm_set_counter(s, "frames.truncated_walks", st->walk.truncated_stacks);
@@ -356,7 +357,7 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 	s->capture.traced_peak = st.traced_peak;
 	s->capture.tracer_memory = exact_tracer_memory(t);
 	set_exact_counters(s, &st, missing, t->stacks.unresolved_frames, t->lost_events_bad,
-			   t->skel->bss->no_proc_hits);
+			   t->skel->bss->no_proc_hits, tm_bpf_recursion_misses(t->skel->obj));
 	free(keys);
 	free(vals);
 	return s;

@@ -693,6 +693,7 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 	tm_set_counter(s, "process.exited", g->exited);
 	tm_set_counter(s, "lost.events", st.lost_events);
 	tm_set_counter(s, "lost.bad_events", t->bad_events);
+	tm_set_counter(s, "lost.bpf_recursion", tm_bpf_recursion_misses(t->skel->obj));
 	tm_set_counter(s, "lost.stack_events", st.walk.lost_stack_events);
 	tm_set_counter(s, "lost.stack_unknown", missing);
 	tm_set_counter(s, "frames.unreadable_stacks", st.walk.unreadable_stacks);

@@ -378,6 +378,21 @@ void symbolizer_fill_proc(const struct py_interp *pi, uint32_t tss_key, bool tss
 	out->off.b_sval = u->b_sval;
 }
 
+void symbolizer_proc_config(const struct py_interp *pi, struct py_proc *out)
+{
+	uint32_t key = 0;
+	bool key_known = false;
+
+	if (pi->bias_known && pi->pid) {
+		struct remote mem;
+
+		remote_init(&mem, pi->pid);
+		key_known = py_interp_read_tss_key(pi, &mem, &key) == 0;
+		remote_close(&mem);
+	}
+	symbolizer_fill_proc(pi, key, key_known, out);
+}
+
 struct py_code_stats symbolizer_stats(const struct symbolizer *sy, pid_t pid)
 {
 	struct sym_proc *p = find(sy, pid);

@@ -41,6 +41,10 @@ uint64_t symbolizer_replaced(const struct symbolizer *sy, pid_t pid);
 void symbolizer_fill_proc(const struct py_interp *pi, uint32_t tss_key, bool tss_key_known,
 			  struct py_proc *out);
 
+/* The BPF configuration of pi's process: symbolizer_fill_proc() with the TSS
+ * key read from the live process when it exists yet (else BPF reads it). */
+void symbolizer_proc_config(const struct py_interp *pi, struct py_proc *out);
+
 /* Code-object read statistics of pid (all zero if unknown). */
 struct py_code_stats symbolizer_stats(const struct symbolizer *sy, pid_t pid);
 

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Live CPython processes for the tracer tests: the interpreters of this
+ * machine, spawning one with pipes, reading its lines. Defined in
+ * test_discovery.c.
+ */
+#ifndef TMBPF_TESTS_LIVE_PYTHON_H
+#define TMBPF_TESTS_LIVE_PYTHON_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct disc_python {
+	const char *name;               /* "3.8", "debian-3.11" */
+	const char *version;            /* pyenv version directory, NULL for Debian's */
+	unsigned minor;
+};
+
+extern const struct disc_python disc_pythons[];
+extern const size_t disc_npythons;
+
+void disc_python_path(const struct disc_python *py, char *out, size_t size);
+/* Skips the current test, loudly, unless root and the interpreter exists. */
+void disc_require(const struct disc_python *py, char *out, size_t size);
+
+struct disc_proc {
+	pid_t pid;
+	FILE *out;                      /* its stdout */
+	int in_fd;                      /* its stdin */
+	char **lines;
+	size_t nlines, cap;
+};
+
+void disc_spawn(struct disc_proc *p, char *const argv[], char *const extra_env[]);
+void disc_read_ready(struct disc_proc *p);
+void disc_stop(struct disc_proc *p);
+
+#endif
