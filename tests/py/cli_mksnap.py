@@ -23,6 +23,8 @@ total_nframe that is sometimes larger than the frames kept.
 non-ASCII, an undecodable byte (as os.fsdecode gives it: a lone surrogate
 U+DCxx), '.pyc' names, '<unknown>' and '<frozen importlib._bootstrap>'.
 
+Run by CPython 3.8, it writes 3.8's 3-tuple traces (no total_nframe).
+
 --source-dir DIR writes real source files for the first files of the pool
 (under DIR, named there by absolute path) so that Traceback.format() and
 display_top print source lines.
@@ -122,6 +124,9 @@ def main():
 
     pool = make_pool(args)
     traces = make_traces(args, pool)
+    if sys.version_info < (3, 9):
+        # CPython 3.8's traces are (domain, size, frames): no total_nframe
+        traces = [t[:3] for t in traces]
     limit = args.limit if args.limit is not None else args.max_frames
     tracemalloc.Snapshot(traces, limit).dump(args.out)
 

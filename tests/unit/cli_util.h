@@ -34,11 +34,12 @@ struct cli_run {
 };
 
 /*
- * Buffers handed out by cli_read_file() stay listed here until freed, so that
- * a test's .fini can release what a failed assertion (which leaves the test
- * function early) left behind: LeakSanitizer then reports only real leaks.
+ * Buffers handed out by cli_read_file() and cli_path() stay listed here until
+ * freed, so that a test's .fini can release what a failed assertion (which
+ * leaves the test function early) left behind: LeakSanitizer then reports
+ * only real leaks.
  */
-#define CLI_MAX_BUFS 512
+#define CLI_MAX_BUFS 4096
 static void *cli_bufs[CLI_MAX_BUFS];
 
 static inline void cli_track(void *p)
@@ -49,6 +50,7 @@ static inline void cli_track(void *p)
 			return;
 		}
 	}
+	cr_assert_fail("more than %d buffers held by one test", CLI_MAX_BUFS);
 }
 
 /* free() for buffers of cli_read_file() */
@@ -184,15 +186,14 @@ static inline void cli_rmtree(char *dir)
 	free(dir);
 }
 
-/* Path of a file inside dir: a static ring of buffers, for argument lists. */
+/* Path of a file inside dir, valid until the test's .fini (cli_rmtree). */
 static inline const char *cli_path(const char *dir, const char *name)
 {
-	static char bufs[16][512];
-	static int next;
-	char *b = bufs[next++ % 16];
+	char *p;
 
-	snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
-	return b;
+	cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+	cli_track(p);
+	return p;
 }
 
 #endif /* TMBPF_TESTS_CLI_UTIL_H */
