@@ -159,8 +159,8 @@ def cmd_show(argv):
     emit("  python: unknown")
     emit("  started: unknown")
     emit("  taken: unknown")
-    emit("  traced memory: current %s, peak %s" % (sized(0), sized(0)))
-    emit("  tracer memory: " + sized(0))
+    emit("  traced memory: unknown")
+    emit("  tracer memory: unknown")
     emit("  counters: none non-zero")
 
 

@@ -332,12 +332,20 @@ int report_snapshot_summary(FILE *out, const struct tm_snapshot *s, struct tm_er
 	if (c->start_ns && c->taken_ns >= c->start_ns)
 		fprintf(out, " (%.3f s after the start)",
 			(double)(c->taken_ns - c->start_ns) / 1e9);
-	fputs("\n  traced memory: current ", out);
-	put_size(out, c->traced_current);
-	fputs(", peak ", out);
-	put_size(out, c->traced_peak);
+	/* CPython's pickles carry no memory figures: zeros there mean unknown */
+	if (c->tier == TM_TIER_TRACEMALLOC && !c->traced_current && !c->traced_peak) {
+		fputs("\n  traced memory: unknown", out);
+	} else {
+		fputs("\n  traced memory: current ", out);
+		put_size(out, c->traced_current);
+		fputs(", peak ", out);
+		put_size(out, c->traced_peak);
+	}
 	fputs("\n  tracer memory: ", out);
-	put_size(out, c->tracer_memory);
+	if (c->tier == TM_TIER_TRACEMALLOC && !c->tracer_memory)
+		fputs("unknown", out);
+	else
+		put_size(out, c->tracer_memory);
 	fputc('\n', out);
 	for (uint32_t i = 0; i < c->ncounters; i++)
 		nonzero += c->counters[i].value != 0;
