@@ -561,6 +561,15 @@ Test(cli, convert_picks_format_from_name_and_option)
 		if (cases[i].want == TM_FORMAT_PICKLE)
 			oracle_same(CLI_PYTHON, pk, out, false);
 	}
+	/* reading goes by content, whatever the name says ("o6.pickle" is native) */
+	{
+		const char *const in_o6[] = { cli_path(dir, "o6.pickle"), NULL };
+		const char *const in_o7[] = { cli_path(dir, "o7.dat"), NULL };
+		const char *const *const tmbpf_in[] = { in_o6, in_o7, NULL };
+		const char *const oracle_in[] = { pk, NULL };
+
+		check_analysis("stats", oracle_in, tmbpf_in, 0, 3);
+	}
 }
 
 /* A pyenv interpreter: $PYENV_ROOT, else ~/.pyenv (root's when HOME is unset),
