@@ -78,9 +78,10 @@ enum pk_global {
 	PK_G_OBJECT,            /* builtins.object (its argument) */
 };
 
+/* as values, for messages */
 static const char *const pk_global_names[] = {
-	"tracemalloc.Snapshot", "tracemalloc._Traces", "copyreg._reconstructor",
-	"builtins.object",
+	"the class tracemalloc.Snapshot", "the class tracemalloc._Traces",
+	"the function copyreg._reconstructor", "the class builtins.object",
 };
 
 /* The instance attributes a snapshot uses; a dict (BUILD state) keeps only
@@ -694,7 +695,7 @@ static const char *pk_kind_name(const struct pk_vm *vm, const struct pk_value *v
 	case PK_FRAME: case PK_FRAMES: case PK_TRACE: case PK_TUPLE: return "a tuple";
 	case PK_LIST: return "a list";
 	case PK_DICT: return "a dict";
-	case PK_CLASS: return vm ? pk_global_names[v->a] : "a class";
+	case PK_CLASS: return pk_global_names[v->a];
 	case PK_OBJECT:
 		return vm && vm->objects[v->a].cls == PK_G_TRACES ? "a tracemalloc._Traces object"
 								  : "a tracemalloc.Snapshot object";
@@ -715,15 +716,13 @@ static const char *pk_check_uint(const struct pk_vm *vm, const struct pk_value *
 	if (v->kind == PK_INT && v->u <= max)
 		return NULL;
 	if (v->kind == PK_INT)
-		snprintf(buf, size, "%s %" PRIu64 " is out of range (at most %" PRIu64 ")", what,
-			 v->u, max);
+		snprintf(buf, size, "%s is %" PRIu64 ", more than %" PRIu64, what, v->u, max);
 	else if (v->kind == PK_NEGINT && v->b)
-		snprintf(buf, size, "%s %" PRId64 " is negative", what, (int64_t)v->u);
+		snprintf(buf, size, "%s is %" PRId64 ", negative", what, (int64_t)v->u);
 	else if (v->kind == PK_NEGINT)
 		snprintf(buf, size, "%s is negative", what);
 	else if (v->kind == PK_HUGEINT)
-		snprintf(buf, size, "%s is out of range (at least 2**64, at most %" PRIu64 ")",
-			 what, max);
+		snprintf(buf, size, "%s is 2**64 or more, more than %" PRIu64, what, max);
 	else
 		snprintf(buf, size, "%s is %s, not an int", what, pk_kind_name(vm, v));
 	return buf;
@@ -772,8 +771,8 @@ static const char *pk_explain_trace(const struct pk_vm *vm, const struct pk_valu
 		return buf;
 	}
 	if (v->kind == PK_FRAME || v->kind == PK_FRAMES) {
-		snprintf(buf, size, "it is a tuple of frames, not (domain, size, frames, "
-			 "total_nframe)");
+		snprintf(buf, size, "it is %s, not (domain, size, frames, total_nframe)",
+			 v->kind == PK_FRAME ? "a (filename, lineno) pair" : "a tuple of frames");
 		return buf;
 	}
 	t = &vm->tuples[v->a];
@@ -1005,7 +1004,8 @@ static int pk_append(struct pk_vm *vm, size_t from)
 		if (v->kind != PK_TRACE) {
 			char why[200];
 
-			return pk_fail(vm, "trace %" PRIu64 " of the list is not valid: %s",
+			/* the only list a snapshot has is its list of traces */
+			return pk_fail(vm, "item %" PRIu64 " of a list is not a trace: %s",
 				       l->n, pk_explain_trace(vm, v, why, sizeof(why)));
 		}
 		l->items[l->n++] = (struct tm_trace){ 0, v->u, v->a, v->b };
