@@ -45,7 +45,7 @@ FUZZ_SRC   := $(wildcard tests/fuzz/*.c)
 # obj(variant, sources)
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
-.PHONY: all test test-unit test-tracer fuzz fuzz-build setup clean vmlinux bench
+.PHONY: all test test-unit test-tracer fuzz fuzz-build setup clean vmlinux bench demo
 .DEFAULT_GOAL := all
 .SECONDARY: $(BPF_OBJ)
 
@@ -53,6 +53,10 @@ all: $(BUILD)/tmbpf
 
 setup:
 	$(Q)scripts/setup
+
+# The main job (README): set up, build, trace a bundled leaking service.
+demo:
+	$(Q)scripts/demo
 
 # ---------------------------------------------------------------- BPF
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) vmlinux/$(ARCH)/vmlinux.h

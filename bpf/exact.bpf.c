@@ -127,6 +127,10 @@ static __always_inline void add_block(struct py_proc *p, __u32 tgid, __u64 addr,
 		return;
 	val.size = size;
 	val.stack_id = py_stack_id(p, tgid, &st->walk);
+	/* before the runtime has its thread-state key no tracemalloc can trace:
+	 * interpreter start-up (counted in walk.before_init) */
+	if (!p->tss_key_known)
+		return;
 	old = bpf_map_lookup_elem(&live, &key);
 	if (old) {
 		__u64 old_size = old->size;
