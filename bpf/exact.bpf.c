@@ -23,17 +23,18 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile bool reattribute = true;         /* follow free-list reuse (_Py_NewReference) */
+const volatile bool report_execs = false;       /* host-wide mode: tell user space about execs */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, 4096);
 	__type(key, __u32);                     /* tgid */
 	__type(value, struct py_proc);
 } procs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, 4096);
 	__type(key, __u32);                     /* tgid */
 	__type(value, struct exact_stats);
 } stats SEC(".maps");
@@ -380,6 +381,20 @@ int BPF_KPROBE(finalize_enter)
 	if (!p)
 		return 0;
 	__sync_fetch_and_or(&p->flags, PY_PROC_FINALIZING);
+	bpf_ringbuf_output(&events, &note, sizeof(note), 0);
+	return 0;
+}
+
+/* Host-wide mode: the probes sit on every process of an interpreter file;
+ * user space configures the new ones as they exec. */
+SEC("tp/sched/sched_process_exec")
+int on_exec(void *ctx)
+{
+	struct exact_note note = { .type = EXACT_EV_EXEC };
+
+	if (!report_execs)
+		return 0;
+	note.tgid = bpf_get_current_pid_tgid() >> 32;
 	bpf_ringbuf_output(&events, &note, sizeof(note), 0);
 	return 0;
 }

@@ -57,7 +57,8 @@ struct exact_stats {
 };
 
 /* Ring buffer records: stack events (PY_EV_STACK, see pyframe.h) and notes. */
-#define EXACT_EV_FINALIZE 2             /* struct exact_note */
+#define EXACT_EV_FINALIZE 3             /* struct exact_note: Py_FinalizeEx entered */
+#define EXACT_EV_EXEC 4                 /* struct exact_note: a process exec'd (host-wide mode) */
 
 struct exact_note {
 	__u32 type;

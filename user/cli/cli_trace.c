@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cli/cli_trace.h"
 #include "output/report.h"
@@ -164,11 +165,6 @@ int cli_trace_finish(struct trace_cli *tc)
 			"use 'tmbpf stats --json' on the snapshot file");
 		return -1;
 	}
-	if (tc->all && !tc->growth) {
-		cli_err("--all traces every Python process of the host and needs --growth "
-			"(the tier with no trap in the targets)");
-		return -1;
-	}
 	if (tc->nframe > tc->max_walk)
 		tc->max_walk = tc->nframe;
 	return 0;
@@ -186,6 +182,9 @@ void cli_trace_destroy(struct trace_cli *tc)
 		free(tc->procs[i]);
 	}
 	free(tc->procs);
+	for (size_t i = 0; i < tc->nfiles; i++)
+		free(tc->files[i].coverage_note);
+	free(tc->files);
 	for (size_t i = 0; i < tc->nskipped; i++)
 		free(tc->skipped[i]);
 	free(tc->skipped);
@@ -253,6 +252,9 @@ int cli_trace_open(struct trace_cli *tc, growth_exec_cb on_exec, void *cb_ctx)
 			.max_traces = tc->max_traces,
 			.reattribute = tc->reattribute,
 			.verbose = tc->verbose,
+			.host_wide = tc->all,
+			.on_exec = on_exec,
+			.exec_ctx = cb_ctx,
 		};
 
 		tc->exact = exact_tracer_open(&eo, &resolver, &err);
@@ -285,6 +287,45 @@ char *cli_proc_cmdline(pid_t pid)
 			buf[i] = ' ';
 	buf[n] = '\0';
 	return strdup(buf);
+}
+
+/* Host-wide exact mode: the interpreter file's probes, attached once. */
+static struct traced_file *file_probes(struct trace_cli *tc, const struct py_interp *pi,
+				       struct tm_error *err)
+{
+	struct capture_plan *plan;
+	struct traced_file *f, *n;
+	struct stat st;
+
+	if (stat(pi->host_path, &st)) {
+		tm_error_set(err, "%s: %s", pi->host_path, strerror(errno));
+		return NULL;
+	}
+	for (size_t i = 0; i < tc->nfiles; i++)
+		if (tc->files[i].dev == st.st_dev && tc->files[i].ino == st.st_ino)
+			return &tc->files[i];
+	plan = calloc(1, sizeof(*plan));
+	n = realloc(tc->files, (tc->nfiles + 1) * sizeof(*n));
+	if (!plan || !n) {
+		free(plan);
+		tm_error_set(err, "out of memory");
+		return NULL;
+	}
+	tc->files = n;
+	if (capture_plan_for_file(pi, tc->reattribute, plan, err) ||
+	    exact_tracer_attach_file(tc->exact, plan->probes, plan->nprobes, err)) {
+		free(plan);
+		return NULL;
+	}
+	f = &tc->files[tc->nfiles++];
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->coverage = plan->coverage;
+	f->coverage_note = strdup(plan->coverage_note);
+	fprintf(stderr, "tmbpf: probes attached to %s for every process running it (%zu probes)\n",
+		pi->host_path, plan->nprobes);
+	free(plan);
+	return f;
 }
 
 struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_interp *pi,
@@ -324,6 +365,13 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 			"every not-present page fault");
 		if (growth_tracer_add_process(tc->growth_t, pid, &cfg, err) < 0)
 			goto fail;
+	} else if (!plan) {
+		struct traced_file *f = file_probes(tc, pi, err);
+
+		if (!f || exact_tracer_add_process(tc->exact, pid, &cfg, NULL, 0, err) < 0)
+			goto fail;
+		p->coverage = f->coverage;
+		p->coverage_note = strdup(f->coverage_note);
 	} else {
 		p->coverage = plan->coverage;
 		p->coverage_note = strdup(plan->coverage_note);

@@ -31,6 +31,14 @@ struct traced_proc {
 	unsigned seq;                   /* snapshots written so far */
 };
 
+/* Host-wide exact mode: an interpreter file whose probes are attached. */
+struct traced_file {
+	dev_t dev;
+	ino_t ino;
+	enum tm_coverage coverage;
+	char *coverage_note;
+};
+
 struct trace_cli {
 	/* options */
 	uint32_t nframe;
@@ -53,6 +61,8 @@ struct trace_cli {
 	struct growth_tracer *growth_t;
 	struct traced_proc **procs;
 	size_t nprocs, procs_cap;
+	struct traced_file *files;      /* --all, exact tier: probes per interpreter file */
+	size_t nfiles;
 	char **skipped;                 /* --all: "PID (command): reason" */
 	size_t nskipped, skipped_cap;
 	uint64_t started_ns;
@@ -78,7 +88,8 @@ int cli_trace_check_root(const char *what);
 int cli_trace_open(struct trace_cli *tc, growth_exec_cb on_exec, void *cb_ctx);
 
 /* Registers a process (takes pi) with the tracer: for the exact tier, plan
- * is where to probe; bias_known says whether pi->bias is valid yet. */
+ * is where to probe (NULL in host-wide mode: the probes of its interpreter
+ * file are attached once, for every process, the first time it is seen). */
 struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_interp *pi,
 				  const struct capture_plan *plan, const char *command,
 				  struct tm_error *err);

@@ -24,9 +24,9 @@
 #include "cli/cli_trace.h"
 
 static const char attach_doc[] =
-	"Trace a running CPython 3.8-3.13 process (-p PID), or with --growth every "
-	"CPython process of the host (--all), until --duration ends, Ctrl-C, or the "
-	"process exits; then write the snapshot(s) and print the top lines by size."
+	"Trace a running CPython 3.8-3.13 process (-p PID), or every CPython process "
+	"of the host (--all), until --duration ends, Ctrl-C, or the process exits; "
+	"then write the snapshot(s) and print the top lines by size."
 	"\v"
 	"The exact tier (default) probes the allocator functions of PID's "
 	"interpreter (uprobes bound to PID: no other process traps). On an LTO build "
@@ -44,7 +44,9 @@ static const char attach_doc[] =
 static const struct argp_option attach_options[] = {
 	{ "pid", CLI_TRACE_OPT_PID, "PID", 0, "The process to trace", 0 },
 	{ "all", CLI_TRACE_OPT_ALL, NULL, 0,
-	  "Every CPython process of the host, now and as they start (needs --growth)", 0 },
+	  "Every CPython process of the host, now and as they start (exact tier: "
+	  "probes attached once per interpreter file, so every process of it traps; "
+	  "--growth: no trap at all)", 0 },
 	{ "duration", CLI_TRACE_OPT_DURATION, "SECONDS", 0,
 	  "Stop after SECONDS (default: Ctrl-C or the end of the process)", 0 },
 	CLI_HELP_OPTION,
@@ -136,12 +138,19 @@ static int trace_pid(struct attach_args *a, pid_t pid, bool host_wide, struct tm
 		tm_error_set(err, "out of memory");
 		return -1;
 	}
+	/* a process can exec several times (a launcher, a shim): trace it once */
+	for (size_t i = 0; i < tc->nprocs; i++) {
+		if (tc->procs[i]->pid == pid && !tc->procs[i]->exited) {
+			free(pi);
+			return 0;
+		}
+	}
 	r = py_interp_open_pid(pid, pi, err);
 	if (r) {
 		free(pi);
 		return r == -ENOEXEC || r == -ENOENT || r == -ESRCH ? 1 : -1;
 	}
-	if (!tc->growth) {
+	if (!tc->growth && !host_wide) {
 		plan = calloc(1, sizeof(*plan));
 		if (!plan || capture_plan_for_pid(pi, tc->reattribute, plan, err)) {
 			if (!plan)
@@ -374,6 +383,6 @@ out:
 
 const struct cli_command cli_cmd_attach = {
 	.name = "attach",
-	.summary = "Trace a running Python process (or, with --growth, all of them)",
+	.summary = "Trace a running Python process, or all of them",
 	.run = attach_run,
 };

@@ -257,8 +257,11 @@ static uint64_t slot(const struct py_allocator *a, int k)
 	}
 }
 
-int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmalloc,
-			 bool reattribute, struct capture_plan *plan, struct tm_error *err)
+/* The plan from the interpreter file alone: `run` (may_set_env: it chooses
+ * the child's PYTHONMALLOC) and host-wide mode (one plan per file). */
+static int plan_from_file(const struct py_interp *pi, const char *user_pythonmalloc,
+			  bool reattribute, bool may_set_env, struct capture_plan *plan,
+			  struct tm_error *err)
 {
 	struct elf_file ef;
 	const char *pm = user_pythonmalloc && *user_pythonmalloc ? user_pythonmalloc : NULL;
@@ -266,7 +269,7 @@ int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmall
 	int ret = -1;
 
 	memset(plan, 0, sizeof(*plan));
-	if (!pi->inl.complete && !pm) {
+	if (!pi->inl.complete && !pm && may_set_env) {
 		/* LTO build: only a table that no longer holds its default target is
 		 * called through at every site; PYTHONMALLOC=malloc does that for
 		 * the object and memory domains */
@@ -299,7 +302,7 @@ int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmall
 	}
 	if (add_common_probes(plan, pi, reattribute, err))
 		goto out;
-	if (add_start_gate(plan, pi, &ef))
+	if (may_set_env && add_start_gate(plan, pi, &ef))
 		goto out;
 	if (pi->inl.complete) {
 		plan->coverage = TM_COVERAGE_COMPLETE;
@@ -313,13 +316,25 @@ int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmall
 	} else {
 		plan->coverage = TM_COVERAGE_PARTIAL;
 		snprintf(plan->coverage_note, sizeof(plan->coverage_note),
-			 "PYTHONMALLOC=%s on an LTO build: allocations inlined into callers are not seen (%s)",
-			 pm, pi->inl.verdict);
+			 "%s%s on an LTO build: allocations inlined into callers are not seen (%s)",
+			 pm ? "PYTHONMALLOC=" : "the default allocator", pm ? pm : "", pi->inl.verdict);
 	}
 	ret = 0;
 out:
 	elf_file_close(&ef);
 	return ret;
+}
+
+int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmalloc,
+			 bool reattribute, struct capture_plan *plan, struct tm_error *err)
+{
+	return plan_from_file(pi, user_pythonmalloc, reattribute, true, plan, err);
+}
+
+int capture_plan_for_file(const struct py_interp *pi, bool reattribute,
+			  struct capture_plan *plan, struct tm_error *err)
+{
+	return plan_from_file(pi, NULL, reattribute, false, plan, err);
 }
 
 int capture_plan_for_pid(const struct py_interp *pi, bool reattribute,

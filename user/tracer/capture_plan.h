@@ -25,7 +25,7 @@
 struct capture_plan {
 	struct exact_probe probes[CAPTURE_MAX_PROBES];
 	size_t nprobes;
-	char names[CAPTURE_MAX_PROBES][96];     /* storage for probes[i].name */
+	char names[CAPTURE_MAX_PROBES][160];    /* storage for probes[i].name */
 	char binaries[4][PATH_MAX];             /* storage for probes[i].binary */
 	size_t nbinaries;
 	enum tm_coverage coverage;
@@ -39,6 +39,11 @@ struct capture_plan {
  * PYTHONMALLOC the child would inherit (NULL if unset). */
 int capture_plan_for_run(const struct py_interp *pi, const char *user_pythonmalloc,
 			 bool reattribute, struct capture_plan *plan, struct tm_error *err);
+
+/* Host-wide mode (`tmbpf attach --all`): one plan per interpreter file, on
+ * its default allocator functions, attached for every process at once. */
+int capture_plan_for_file(const struct py_interp *pi, bool reattribute,
+			  struct capture_plan *plan, struct tm_error *err);
 
 /* `tmbpf attach -p PID`: from the allocator tables as they are now. */
 int capture_plan_for_pid(const struct py_interp *pi, bool reattribute,

@@ -39,6 +39,8 @@ struct exact_tracer {
 	struct exact_opts opts;
 };
 
+static int keep_link(struct exact_tracer *t, struct bpf_link *l, pid_t pid);
+
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct exact_tracer *t = ctx;
@@ -51,6 +53,11 @@ static int handle_event(void *ctx, void *data, size_t len)
 	if (h->type == PY_EV_CODE) {
 		if (t->resolver.add_code)
 			t->resolver.add_code(t->resolver.ctx, (pid_t)h->tgid, data, len);
+		return 0;
+	}
+	if (h->type == EXACT_EV_EXEC) {
+		if (t->opts.on_exec)
+			t->opts.on_exec(t->opts.exec_ctx, (pid_t)h->tgid);
 		return 0;
 	}
 	if (h->type == EXACT_EV_FINALIZE) {
@@ -96,6 +103,7 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 	t->skel->rodata->nframe_max = opts->nframe;
 	t->skel->rodata->max_walk = opts->max_walk;
 	t->skel->rodata->reattribute = opts->reattribute;
+	t->skel->rodata->report_execs = opts->host_wide;
 	if (opts->max_traces)
 		bpf_map__set_max_entries(t->skel->maps.live, opts->max_traces);
 	bpf_map__set_max_entries(t->skel->maps.code_scratch, libbpf_num_possible_cpus());
@@ -109,6 +117,16 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 	if (!t->rb) {
 		tm_error_set(err, "cannot open the BPF ring buffer: %s", strerror(errno));
 		goto fail;
+	}
+	if (opts->host_wide) {
+		struct bpf_link *l = bpf_program__attach(t->skel->progs.on_exec);
+
+		if (!l || keep_link(t, l, -1) < 0) {
+			tm_error_set(err, "cannot attach to the sched:sched_process_exec tracepoint: %s",
+				     strerror(errno));
+			bpf_link__destroy(l);
+			goto fail;
+		}
 	}
 	return t;
 fail:
@@ -195,15 +213,43 @@ static int attach_one(struct exact_tracer *t, pid_t pid, const struct exact_prob
 	if (!l) {
 		int e = errno;
 
-		tm_error_set(err, "cannot attach %s to %s (%s at file offset 0x%llx) for PID %d: %s",
+		char who[32];
+
+		if (pid < 0)
+			snprintf(who, sizeof(who), "every process");
+		else
+			snprintf(who, sizeof(who), "PID %d", (int)pid);
+		tm_error_set(err, "cannot attach %s to %s (%s at file offset 0x%llx) for %s: %s",
 			     retprobe ? "a uretprobe" : "a uprobe", p->name, p->binary,
-			     (unsigned long long)p->file_offset, (int)pid, strerror(e));
+			     (unsigned long long)p->file_offset, who, strerror(e));
 		return -1;
 	}
 	if (keep_link(t, l, pid) < 0) {
 		bpf_link__destroy(l);
 		tm_error_set(err, "out of memory");
 		return -1;
+	}
+	return 0;
+}
+
+/* pid -1: every process that maps the probed files */
+static int attach_probes(struct exact_tracer *t, pid_t pid, const struct exact_probe *probes,
+			 size_t nprobes, struct tm_error *err)
+{
+	for (size_t i = 0; i < nprobes; i++) {
+		const struct exact_probe *p = &probes[i];
+		struct bpf_program *entry = program_for(t, p->fn), *ret = return_program_for(t, p->fn);
+		struct tm_error e2;
+
+		/* return probe first: a call already inside the function when its
+		 * entry probe appears must not leave the nesting depth raised */
+		if ((ret && attach_one(t, pid, p, ret, true, &e2) < 0) ||
+		    (entry && attach_one(t, pid, p, entry, false, &e2) < 0)) {
+			if (p->optional)
+				continue;
+			*err = e2;
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -221,22 +267,13 @@ int exact_tracer_add_process(struct exact_tracer *t, pid_t pid, const struct py_
 			     strerror(errno));
 		return -1;
 	}
-	for (size_t i = 0; i < nprobes; i++) {
-		const struct exact_probe *p = &probes[i];
-		struct bpf_program *entry = program_for(t, p->fn), *ret = return_program_for(t, p->fn);
-		struct tm_error e2;
+	return attach_probes(t, pid, probes, nprobes, err);
+}
 
-		/* return probe first: a call already inside the function when its
-		 * entry probe appears must not leave the nesting depth raised */
-		if ((ret && attach_one(t, pid, p, ret, true, &e2) < 0) ||
-		    (entry && attach_one(t, pid, p, entry, false, &e2) < 0)) {
-			if (p->optional)
-				continue;
-			*err = e2;
-			return -1;
-		}
-	}
-	return 0;
+int exact_tracer_attach_file(struct exact_tracer *t, const struct exact_probe *probes,
+			     size_t nprobes, struct tm_error *err)
+{
+	return attach_probes(t, -1, probes, nprobes, err);
 }
 
 int exact_tracer_poll(struct exact_tracer *t, int timeout_ms)

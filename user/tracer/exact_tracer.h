@@ -32,6 +32,10 @@ struct exact_opts {
 	uint32_t max_traces;            /* live-block map size */
 	bool reattribute;               /* follow free-list reuse via _Py_NewReference */
 	bool verbose;                   /* libbpf debug output */
+	/* host-wide mode: on_exec(exec_ctx, pid) for every exec of the host */
+	bool host_wide;
+	void (*on_exec)(void *ctx, pid_t pid);
+	void *exec_ctx;
 };
 
 /* Turns a recorded frame into (filename, lineno) while its code object is
@@ -55,6 +59,12 @@ void exact_tracer_close(struct exact_tracer *t);
 int exact_tracer_add_process(struct exact_tracer *t, pid_t pid, const struct py_proc *cfg,
 			     const struct exact_probe *probes, size_t nprobes,
 			     struct tm_error *err);
+
+/* Host-wide mode: attaches the probes to every process that runs the
+ * interpreter file, now and later (one perf event per probe, not per
+ * process); processes are then registered with no probes of their own. */
+int exact_tracer_attach_file(struct exact_tracer *t, const struct exact_probe *probes,
+			     size_t nprobes, struct tm_error *err);
 
 /* Handles pending events for up to timeout_ms. Returns the number of events,
  * or -1 on error. */
