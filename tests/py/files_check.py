@@ -12,9 +12,10 @@ Checks, with tracemalloc.Snapshot.load(OURS): _traces is a list of tuples
 equal to the expected ones, traceback_limit is the expected int, and
 statistics('filename'|'lineno'|'traceback'), the cumulative ones, compare_to()
 and str() of every trace work and give the same results as a Snapshot built
-directly from the expected traces. Prints "OK NTRACES OURS" per pair, or
-the first difference (exit status 1).
+directly from the expected traces. Prints "OK NTRACES OURS OPCODE,..." per
+pair (the opcodes OURS uses), or the first difference (exit status 1).
 """
+import pickletools
 import sys
 import tracemalloc
 
@@ -93,7 +94,9 @@ def check(ours_path, expected_path):
     # (not Traceback.format(): linecache itself fails on filenames with a NUL)
     for t in ours.traces:
         str(t)
-    print("OK %d %s" % (len(got), ours_path))
+    with open(ours_path, "rb") as f:
+        ops = sorted({op.name for op, arg, pos in pickletools.genops(f.read())})
+    print("OK %d %s %s" % (len(got), ours_path, ",".join(ops)))
 
 
 pairs = sys.argv[2:]

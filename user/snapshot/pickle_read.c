@@ -592,7 +592,7 @@ static int pk_binunicode(struct pk_vm *vm, unsigned lenbytes)
 	vm->pos += lenbytes;
 	if (n > vm->len - vm->pos)
 		return pk_fail(vm, "string of %" PRIu64 " bytes runs past the end of the data "
-			       "(%zu bytes left)", n, vm->len - vm->pos);
+			       "(%zu bytes left: truncated file?)", n, vm->len - vm->pos);
 	if (!tm_utf8_valid(vm->data + vm->pos, (size_t)n, &bad))
 		return pk_fail(vm, "string is not valid UTF-8 (byte 0x%02x at offset %zu)",
 			       vm->data[vm->pos + bad], vm->pos + bad);
@@ -1243,7 +1243,7 @@ static int pk_step(struct pk_vm *vm)
 		vm->pos += 8;
 		if (idx > vm->len - vm->pos)
 			return pk_fail(vm, "frame of %" PRIu64 " bytes runs past the end of the "
-				       "data (%zu bytes left)", idx, vm->len - vm->pos);
+				       "data (%zu bytes left: truncated file?)", idx, vm->len - vm->pos);
 		return 0;
 	case PK_OP_MARK:
 		if (vm->nmarks >= TM_PICKLE_MAX_MARKS)
@@ -1295,7 +1295,7 @@ static int pk_step(struct pk_vm *vm)
 			return pk_fail(vm, "negative byte count");
 		if (idx > vm->len - vm->pos)
 			return pk_fail(vm, "integer of %" PRIu64 " bytes runs past the end of the "
-				       "data (%zu bytes left)", idx, vm->len - vm->pos);
+				       "data (%zu bytes left: truncated file?)", idx, vm->len - vm->pos);
 		v = pk_long_bytes(vm->data + vm->pos, (size_t)idx);
 		vm->pos += (size_t)idx;
 		return pk_push(vm, v);
