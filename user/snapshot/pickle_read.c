@@ -147,10 +147,12 @@ struct pk_vm {
 	size_t nmarks, marks_cap;
 	size_t fence;           /* stack index of the innermost mark (0 if none) */
 
-	struct pk_value *memo;
+	uint64_t *memo;         /* compact entries, see pk_memo_put() */
 	size_t memo_cap;        /* allocated slots */
 	size_t memo_len;        /* slots set (what MEMOIZE numbers from) */
 	size_t memo_stores;
+	struct pk_value *memo_big;      /* memoized values too big for an entry */
+	size_t memo_nbig, memo_big_cap;
 
 	struct pk_str *strs;
 	size_t nstrs, strs_cap;
@@ -1106,8 +1108,56 @@ static int pk_global(struct pk_vm *vm, const unsigned char *mod, size_t mlen,
 
 /* ---- the memo -------------------------------------------------------------------- */
 
+/*
+ * Memo entries are 8 bytes: the kind in the low 4 bits, the value above.
+ * dump() memoizes every trace tuple, so a file of a million traces has a memo
+ * of a million entries among which the few thousand frames tuples that every
+ * trace looks up are scattered; with small entries those lookups stay in the
+ * cache (with 24-byte values, loading such a file took 3 times as long).
+ * Values that do not fit (traces, negative ints, ints of 2**60 or more) are
+ * appended to vm->memo_big and the entry holds their index.
+ */
+#define PK_MEMO_BIG 15u
+_Static_assert(PK_OBJECT < PK_MEMO_BIG, "memo entry kinds fit in 4 bits");
+
+static int pk_memo_encode(struct pk_vm *vm, const struct pk_value *v, uint64_t *out)
+{
+	switch (v->kind) {
+	case PK_INT:
+		if (v->u >> 60)
+			break;
+		*out = v->u << 4 | PK_INT;
+		return 0;
+	case PK_NEGINT:
+	case PK_HUGEINT:
+	case PK_TRACE:
+		break;
+	default:        /* the value is all in `a` */
+		*out = (uint64_t)v->a << 4 | v->kind;
+		return 0;
+	}
+	if (PK_RESERVE(vm, vm->memo_big, vm->memo_big_cap, vm->memo_nbig + 1))
+		return -1;
+	vm->memo_big[vm->memo_nbig] = *v;
+	*out = (uint64_t)vm->memo_nbig++ << 4 | PK_MEMO_BIG;
+	return 0;
+}
+
+static struct pk_value pk_memo_decode(const struct pk_vm *vm, uint64_t e)
+{
+	unsigned kind = (unsigned)(e & 15);
+
+	if (kind == PK_MEMO_BIG)
+		return vm->memo_big[e >> 4];
+	if (kind == PK_INT)
+		return pk_int(e >> 4);
+	return (struct pk_value){ .kind = (uint8_t)kind, .a = (uint32_t)(e >> 4) };
+}
+
 static int pk_memo_put(struct pk_vm *vm, uint64_t idx)
 {
+	uint64_t e;
+
 	if (!pk_avail(vm))
 		return pk_underflow(vm, 1);
 	if (idx >= (uint64_t)vm->memo_stores + TM_PICKLE_MEMO_SLACK)
@@ -1120,18 +1170,20 @@ static int pk_memo_put(struct pk_vm *vm, uint64_t idx)
 			return -1;
 		memset(vm->memo + old, 0, (vm->memo_cap - old) * sizeof(*vm->memo));
 	}
-	if (vm->memo[idx].kind == PK_UNSET)
+	if (pk_memo_encode(vm, &vm->stack[vm->sp - 1], &e))
+		return -1;
+	if (vm->memo[idx] == PK_UNSET)
 		vm->memo_len++;
-	vm->memo[idx] = vm->stack[vm->sp - 1];
+	vm->memo[idx] = e;
 	vm->memo_stores++;
 	return 0;
 }
 
 static int pk_memo_get(struct pk_vm *vm, uint64_t idx)
 {
-	if (idx >= vm->memo_cap || vm->memo[idx].kind == PK_UNSET)
+	if (idx >= vm->memo_cap || vm->memo[idx] == PK_UNSET)
 		return pk_fail(vm, "memo entry %" PRIu64 " was never stored", idx);
-	return pk_push(vm, vm->memo[idx]);
+	return pk_push(vm, pk_memo_decode(vm, vm->memo[idx]));
 }
 
 static int pk_text_index(struct pk_vm *vm, uint64_t *idx)
@@ -1493,6 +1545,7 @@ static void pk_vm_free(struct pk_vm *vm)
 	free(vm->stack);
 	free(vm->marks);
 	free(vm->memo);
+	free(vm->memo_big);
 	free(vm->strs);
 	free(vm->arena);
 	free(vm->fseqs);
@@ -1521,7 +1574,7 @@ struct tm_snapshot *tm_pickle_load_mem(const void *data, size_t len, struct tm_e
 	/* see pk_traceback(): two bytes per frame, rounded up generously */
 	vm.frame_id_budget = (uint64_t)len / 2 + 1024;
 	/* a dump() pickle memoizes about one value per 18 bytes */
-	if (PK_RESERVE(&vm, vm.memo, vm.memo_cap, len / 24 + 16))
+	if (PK_RESERVE(&vm, vm.memo, vm.memo_cap, len / 16 + 16))
 		goto out;
 	memset(vm.memo, 0, vm.memo_cap * sizeof(*vm.memo));
 	for (;;) {
