@@ -380,7 +380,8 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 				fprintf(stderr, "tmbpf: probe %s at %s:0x%" PRIx64 "%s\n",
 					plan->probes[i].name, plan->probes[i].binary,
 					plan->probes[i].file_offset,
-					plan->probes[i].fn <= EXACT_FN_REALLOC ? " (+return)" : "");
+					plan->probes[i].fn <= EXACT_FN_REALLOC ? " (+return)" :
+					plan->probes[i].fn == EXACT_FN_START ? " (return only)" : "");
 		if (exact_tracer_add_process(tc->exact, pid, &cfg, plan->probes, plan->nprobes, err) < 0)
 			goto fail;
 	}
