@@ -144,6 +144,13 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	$(Q)scripts/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BIN)
 
+# ---------------------------------------------------------------- benchmark tools
+# The uprobe floor of scripts/bench-overhead: empty BPF programs on the exact
+# tier's probe points (bpf/floor.bpf.c), started the way `tmbpf run` starts CMD.
+$(BUILD)/bench/uprobe-floor: scripts/bench/uprobe-floor.c $(BUILD)/skel/floor.skel.h
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS_BPF)
+
 # ---------------------------------------------------------------- misc
 # Regenerate vmlinux.h from the running kernel's BTF (see README).
 vmlinux:
