@@ -27,7 +27,7 @@ def write(name, data):
 
 a = ("/usr/lib/python3/a.py", 10)
 b = ("b\udcff\u00e9.py", 20)
-c = ("<frozen importlib._bootstrap>", 2**32 - 1)
+c = ("<frozen importlib._bootstrap>\U0001f600", 2**32 - 1)
 synthetic = tracemalloc.Snapshot(
     [trace(0, 1024, (a, b), 2), trace(0, 48, (b,), 1), trace(389047, 4096, (a, b), 2),
      trace(2**32 - 1, 3000000000, (c, a, b, a), 9), trace(7, 2**40, (a,), 1)], 25)

@@ -54,6 +54,7 @@
 #include "snapshot/snapfile.h"
 #include "snapshot/snapfile_priv.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -230,7 +231,7 @@ int tm_native_write(const struct tm_snapshot *s, FILE *fp, struct tm_error *err)
 	}
 	return 0;
 io:
-	tm_error_set(err, "write error");
+	tm_error_set(err, "cannot write: %s", strerror(errno ? errno : EIO));
 	return -1;
 }
 

@@ -35,6 +35,7 @@
 #include "snapshot/snapfile.h"
 #include "snapshot/snapfile_priv.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,7 @@ static void pw_commit_frame(struct pw *w, bool all)
 	for (int i = 0; i < 8; i++)
 		head[1 + i] = (unsigned char)((uint64_t)w->len >> (8 * i));
 	if (fwrite(head, sizeof(head), 1, w->fp) != 1 || fwrite(w->buf, w->len, 1, w->fp) != 1) {
-		tm_error_set(w->err, "write error");
+		tm_error_set(w->err, "cannot write: %s", strerror(errno ? errno : EIO));
 		w->failed = true;
 		return;
 	}
@@ -302,7 +303,7 @@ int tm_pickle_write(const struct tm_snapshot *s, FILE *fp, enum tm_pickle_flavor
 
 	/* PROTO stays outside the frames, as pickle writes it */
 	if (fputc(PK_OP_PROTO, fp) == EOF || fputc(PW_PROTOCOL, fp) == EOF) {
-		tm_error_set(err, "write error");
+		tm_error_set(err, "cannot write: %s", strerror(errno ? errno : EIO));
 		goto out;
 	}
 	pw_str_bytes(&w, "tracemalloc", 11);
