@@ -21,7 +21,8 @@
 	X(convert)        \
 	X(show)           \
 	X(run)            \
-	X(attach)
+	X(attach)         \
+	X(flamegraph)
 
 #define DECLARE_CMD(name) extern const struct cli_command cli_cmd_##name;
 TMBPF_COMMANDS(DECLARE_CMD)
