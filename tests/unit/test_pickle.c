@@ -516,7 +516,7 @@ Test(pickle, limits)
 	/* a long traceback reused with ever new total_nframe values would store
 	 * its frames again and again: bounded by the input size */
 	{
-		size_t nf = 5000, cap = 64 + nf * 2 + 20000 * 8, len = 0;
+		size_t nf = 5000, cap = 64 + nf * 2 + 20000 * 16, len = 0;
 		char *q = malloc(cap);
 
 		cr_assert_not_null(q);
@@ -544,6 +544,47 @@ Test(pickle, limits)
 		q[len++] = '.';
 		files_expect_error(tm_pickle_load_mem, q, len,
 				   "the tracebacks hold more frames than a pickle of", "frame budget");
+		/* while a snapshot that shares one frames tuple among a thousand
+		 * total_nframe values (far more ids than bytes) loads */
+		{
+			struct tm_error err = { "" };
+			struct tm_snapshot *s;
+			/* inside the list's MARK: 'a' (memo 12), ('a', 1) (13), popped */
+			static const char pre[] = HEAD LIST "(" "\x8c\x01" "a\x94K\x01\x86\x94" "0(";
+
+			memcpy(q, pre, sizeof(pre) - 1);
+			len = sizeof(pre) - 1;
+			for (i = 0; i < 100; i++) {
+				q[len++] = 'h';
+				q[len++] = 13;
+			}
+			q[len++] = 't';
+			q[len++] = '\x94';      /* memo 14: the 100 frames */
+			q[len++] = '0';
+			for (i = 0; i < 1000; i++) {
+				q[len++] = '(';
+				q[len++] = 'K';
+				q[len++] = 0;
+				q[len++] = 'K';
+				q[len++] = 1;
+				q[len++] = 'h';
+				q[len++] = 14;
+				q[len++] = 'J';
+				memcpy(q + len, &i, 4);         /* total_nframe = i */
+				len += 4;
+				q[len++] = 't';
+			}
+			memcpy(q + len, "e" TAIL, sizeof("e" TAIL) - 1);
+			len += sizeof("e" TAIL) - 1;
+			s = tm_pickle_load_mem(q, len, &err);
+			cr_assert_not_null(s, "%s", err.msg);
+			cr_assert_eq(s->ntraces, 1000);
+			cr_assert_eq(s->ntracebacks, 1000);
+			cr_assert_eq(s->nframe_ids, 100000);
+			cr_assert_gt(s->nframe_ids, len, "more frame ids than bytes");
+			cr_assert_eq(s->tracebacks[s->traces[999].traceback].total_nframe, 999);
+			tm_snapshot_free(s);
+		}
 		free(q);
 	}
 }

@@ -870,8 +870,9 @@ static int pk_traceback(struct pk_vm *vm, uint32_t fs_index, uint32_t total, tm_
 			goto found;
 		}
 	}
-	/* A new traceback stores its frame ids; legitimate files spend at least
-	 * two bytes on each frame of each distinct traceback. */
+	/* A new traceback stores its frame ids: bounded by the input size, so
+	 * that a frames tuple reused with ever new total_nframe values cannot
+	 * make us store it again and again without limit. */
 	if (vm->s->nframe_ids + (uint64_t)fs->n > vm->frame_id_budget)
 		return pk_fail(vm, "the tracebacks hold more frames than a pickle of %zu bytes "
 			       "can describe", vm->len);
@@ -1571,8 +1572,11 @@ struct tm_snapshot *tm_pickle_load_mem(const void *data, size_t len, struct tm_e
 		tm_error_set(err, "out of memory");
 		return NULL;
 	}
-	/* see pk_traceback(): two bytes per frame, rounded up generously */
-	vm.frame_id_budget = (uint64_t)len / 2 + 1024;
+	/* see pk_traceback(): dump() spends two bytes or more per frame of each
+	 * distinct traceback; the fixed part (64 MiB of ids) leaves room for
+	 * snapshots built by hand that share one frames tuple among many
+	 * total_nframe values */
+	vm.frame_id_budget = (uint64_t)len / 2 + TM_PICKLE_FRAME_ID_SLACK;
 	/* a dump() pickle memoizes about one value per 18 bytes */
 	if (PK_RESERVE(&vm, vm.memo, vm.memo_cap, len / 16 + 16))
 		goto out;

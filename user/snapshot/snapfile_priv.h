@@ -67,6 +67,9 @@ enum tm_pickle_op {
  * pickler numbers its memo 0, 1, 2...; a far-away index is a hostile file
  * trying to make the memo huge). */
 #define TM_PICKLE_MEMO_SLACK 1024u
+/* Frame ids the distinct tracebacks of a pickle may store: half its size plus
+ * this (see pk_traceback()). */
+#define TM_PICKLE_FRAME_ID_SLACK (1u << 24)
 
 /* True when data[0..len) is UTF-8 as Python's 'utf-8' codec with the
  * 'surrogatepass' error handler decodes it (strict UTF-8, except that encoded
