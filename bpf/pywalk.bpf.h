@@ -35,6 +35,12 @@ struct walk_result {
 	/* per stored frame: its code object's filename and line-table objects */
 	__u64 fname_obj[PY_MAX_NFRAME];
 	__u64 ltab_obj[PY_MAX_NFRAME];
+	/* the walk in progress: kept here rather than in the bpf_loop context on
+	 * the stack, because the verifier tracks stack values precisely and a
+	 * counter that changes every iteration keeps the loop's states from
+	 * converging (740k instructions verified per program, 1.2 s to load) */
+	__u64 cur_frame;
+	__u64 hash;
 };
 
 
@@ -45,7 +51,9 @@ struct {
 	__type(value, struct walk_result);
 } walk_scratch SEC(".maps");
 
-/* Stack ids already sent to user space. LRU: an evicted id is simply sent again. */
+/* Stack ids already sent to user space. LRU: an evicted id is simply sent again.
+ * Ids include the tgid: user space keeps stacks per process, and processes
+ * forked from one parent share their code objects' addresses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 16);
@@ -59,11 +67,14 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-/* Code objects already sent to user space, by (address, identity). */
+/* Code objects already sent to user space, by (process, address, identity):
+ * user space keeps the copies per process. */
 struct code_key {
 	__u64 code;
 	__u32 ident;
 	__s32 firstlineno;
+	__u32 tgid;
+	__u32 pad;
 };
 
 struct {
@@ -157,13 +168,9 @@ none:
 	return 0;
 }
 
-/* State carried through bpf_loop(). Only scalars: the offsets are copied in. */
+/* Constants of one walk, carried through bpf_loop(): the offsets, copied
+ * in. What changes from frame to frame lives in struct walk_result. */
 struct walk_loop {
-	__u64 frame;                    /* next frame to look at, 0 = end */
-	__u64 hash;
-	__u32 nframe;
-	__u32 total;
-	__u32 status;
 	__u32 layout;
 	__u32 f_back, f_code, f_lasti, f_trace, f_lineno, f_owner;
 	__u32 co_block_off, co_block_len;
@@ -188,7 +195,7 @@ static __always_inline int read_code_block(struct walk_loop *w, struct walk_resu
 static __always_inline void walk_record(struct walk_loop *w, struct walk_result *r,
 					__u64 code, __s32 addr, __u32 flags)
 {
-	__u32 i = w->nframe;
+	__u32 i = r->nframe;
 
 	if (i < w->nframe_limit && i < PY_MAX_NFRAME) {
 		struct py_frame *f = &r->frames[i & (PY_MAX_NFRAME - 1)];
@@ -209,11 +216,11 @@ static __always_inline void walk_record(struct walk_loop *w, struct walk_result 
 			r->fname_obj[i & (PY_MAX_NFRAME - 1)] = fname;
 			r->ltab_obj[i & (PY_MAX_NFRAME - 1)] = ltab;
 		}
-		w->hash = mix64(w->hash ^ code) + ((__u64)(__u32)addr << 32 | flags);
-		w->hash = mix64(w->hash ^ ((__u64)f->ident << 32 | (__u32)f->firstlineno));
-		w->nframe = i + 1;
+		r->hash = mix64(r->hash ^ code) + ((__u64)(__u32)addr << 32 | flags);
+		r->hash = mix64(r->hash ^ ((__u64)f->ident << 32 | (__u32)f->firstlineno));
+		r->nframe = i + 1;
 	}
-	w->total++;
+	r->total_nframe++;
 }
 
 #define FBUF_U64(r, off) (*(__u64 *)&(r)->fbuf[(off) & 127])
@@ -227,8 +234,8 @@ static __always_inline int walk_step_frameobj(struct walk_loop *w, struct walk_r
 	__u32 flags = 0;
 
 	/* f_back..f_lineno all lie within the first 112 bytes of PyFrameObject */
-	if (bpf_probe_read_user(r->fbuf, 112, (void *)w->frame)) {
-		w->status |= WALK_UNREADABLE;
+	if (bpf_probe_read_user(r->fbuf, 112, (void *)r->cur_frame)) {
+		r->status |= WALK_UNREADABLE;
 		return 1;
 	}
 	back = FBUF_U64(r, w->f_back);
@@ -246,11 +253,11 @@ static __always_inline int walk_step_frameobj(struct walk_loop *w, struct walk_r
 		else if (lasti >= 0)
 			lasti *= 2;
 	}
-	w->frame = back;
+	r->cur_frame = back;
 	if (!code) {
 		flags = PYF_NONE;
-	} else if (w->nframe < w->nframe_limit && read_code_block(w, r, code)) {
-		w->status |= WALK_CODE_UNREADABLE;
+	} else if (r->nframe < w->nframe_limit && read_code_block(w, r, code)) {
+		r->status |= WALK_CODE_UNREADABLE;
 		code = 0;
 		flags = PYF_NONE;
 	}
@@ -267,15 +274,15 @@ static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_res
 	__s32 firsttraceable = 0;
 
 	/* f_code/previous/instr_ptr/owner all lie within the first 72 bytes */
-	if (bpf_probe_read_user(r->fbuf, 72, (void *)w->frame)) {
-		w->status |= WALK_UNREADABLE;
+	if (bpf_probe_read_user(r->fbuf, 72, (void *)r->cur_frame)) {
+		r->status |= WALK_UNREADABLE;
 		return 1;
 	}
 	code = FBUF_U64(r, w->f_code);
 	back = FBUF_U64(r, w->f_back);
 	instr = FBUF_U64(r, w->f_lasti);
 	owner = r->fbuf[w->f_owner & 127];
-	w->frame = back;
+	r->cur_frame = back;
 
 	if (owner == PY_OWNED_BY_CSTACK && w->layout >= PY_LAYOUT_INTERP_312)
 		return 0;                       /* shim frame: f_executable may be None */
@@ -286,7 +293,7 @@ static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_res
 	code_start = code + w->co_code_adaptive;
 	/* one read gives _co_firsttraceable and the object's identity */
 	if (read_code_block(w, r, code)) {
-		w->status |= WALK_UNREADABLE;
+		r->status |= WALK_UNREADABLE;
 		return 1;
 	}
 	if (owner != PY_OWNED_BY_GENERATOR) {
@@ -304,12 +311,10 @@ static long walk_loop_cb(__u32 index, void *ctx)
 	struct walk_result *r;
 	__u32 zero = 0;
 
-	if (!w->frame)
-		return 1;
-	if (w->total >= 65535)                  /* tracemalloc saturates total_nframe */
-		return 1;
 	r = bpf_map_lookup_elem(&walk_scratch, &zero);
-	if (!r)
+	if (!r || !r->cur_frame)
+		return 1;
+	if (r->total_nframe >= 65535)           /* tracemalloc saturates total_nframe */
 		return 1;
 	if (w->layout <= PY_LAYOUT_FRAMEOBJ_310)
 		return walk_step_frameobj(w, r);
@@ -324,28 +329,31 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 	struct walk_loop w = {};
 	struct walk_result *r;
 	__u64 tstate, frame = 0;
-	__u32 zero = 0;
+	__u32 zero = 0, status = 0;
 
 	r = bpf_map_lookup_elem(&walk_scratch, &zero);
 	if (!r)
 		return 0;
-	tstate = py_thread_state(p, &w.status);
+	tstate = py_thread_state(p, &status);
 	if (tstate) {
 		__u64 first = 0;
 
 		if (bpf_probe_read_user(&first, sizeof(first), (void *)(tstate + p->off.ts_frame))) {
-			w.status |= WALK_UNREADABLE;
+			status |= WALK_UNREADABLE;
 		} else if (p->off.layout == PY_LAYOUT_INTERP_311 || p->off.layout == PY_LAYOUT_INTERP_312) {
 			/* tstate->cframe->current_frame */
 			if (first && bpf_probe_read_user(&frame, sizeof(frame),
 							 (void *)(first + p->off.cframe_current_frame)))
-				w.status |= WALK_UNREADABLE;
+				status |= WALK_UNREADABLE;
 		} else {
 			frame = first;
 		}
 	}
-	w.frame = frame;
-	w.hash = 0x9e3779b97f4a7c15ULL;
+	r->cur_frame = frame;
+	r->hash = 0x9e3779b97f4a7c15ULL;
+	r->nframe = 0;
+	r->total_nframe = 0;
+	r->status = status;
 	w.layout = p->off.layout;
 	w.f_back = p->off.f_back;
 	w.f_code = p->off.f_code;
@@ -363,34 +371,33 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 	w.nframe_limit = nframe_max;
 	if (frame)
 		bpf_loop(max_walk, walk_loop_cb, &w, 0);
-	if (w.frame && w.total < 65535 && !(w.status & WALK_UNREADABLE))
-		w.status |= WALK_TRUNCATED;
-	if (w.nframe == 0) {
+	if (r->cur_frame && r->total_nframe < 65535 && !(r->status & WALK_UNREADABLE))
+		r->status |= WALK_TRUNCATED;
+	if (r->nframe == 0) {
 		/* tracemalloc_empty_traceback */
 		r->frames[0].code = 0;
 		r->frames[0].addr = 0;
 		r->frames[0].flags = PYF_NONE;
 		r->frames[0].firstlineno = 0;
 		r->frames[0].ident = 0;
-		w.nframe = 1;
-		w.total = 1;
-		w.hash = 0x2545f4914f6cdd1dULL;
+		r->nframe = 1;
+		r->total_nframe = 1;
+		r->hash = 0x2545f4914f6cdd1dULL;
 	}
-	r->nframe = w.nframe;
-	r->total_nframe = w.total;
-	r->status = w.status;
 	r->tgid = tgid;
-	r->stack_id = mix64(w.hash ^ ((__u64)w.total << 32 | w.nframe));
+	r->stack_id = mix64(r->hash ^ ((__u64)r->total_nframe << 32 | r->nframe) ^
+			    ((__u64)tgid * 0x9e3779b97f4a7c15ULL));
 	if (!r->stack_id)
 		r->stack_id = 1;                /* 0 means "no stack" */
 	return r;
 }
 
+/* Constants of the code-object pass over one new stack. */
 struct code_loop {
 	struct py_proc *p;
+	struct walk_counters *wc;       /* map value: counted there, not on the stack */
 	__u32 tgid;
 	__u32 nframe;
-	__u64 lost;
 };
 
 /* Copies one code object's filename (compact str data) and line table (bytes
@@ -420,6 +427,7 @@ static long code_loop_cb(__u32 i, void *ctx)
 	key.code = f->code;
 	key.ident = f->ident;
 	key.firstlineno = f->firstlineno;
+	key.tgid = c->tgid;
 	if (bpf_map_lookup_elem(&seen_code, &key))
 		return 0;
 	fname = r->fname_obj[i & (PY_MAX_NFRAME - 1)];
@@ -462,7 +470,7 @@ static long code_loop_cb(__u32 i, void *ctx)
 	if (size > sizeof(*ev))
 		return 0;
 	if (bpf_ringbuf_output(&events, ev, size, 0)) {
-		c->lost++;
+		__sync_fetch_and_add(&c->wc->lost_stack_events, 1);
 		return 0;
 	}
 	bpf_map_update_elem(&seen_code, &key, &one, BPF_ANY);
@@ -496,11 +504,9 @@ static __always_inline __u64 py_stack_id(struct py_proc *p, __u32 tgid, struct w
 		n = PY_MAX_NFRAME;
 	{
 		/* a new stack may hold new code objects: send them first */
-		struct code_loop cl = { .p = p, .tgid = tgid, .nframe = n };
+		struct code_loop cl = { .p = p, .wc = wc, .tgid = tgid, .nframe = n };
 
 		bpf_loop(n, code_loop_cb, &cl, 0);
-		if (cl.lost)
-			__sync_fetch_and_add(&wc->lost_stack_events, cl.lost);
 	}
 	size = sizeof(struct stack_event_head) + n * sizeof(struct py_frame);
 	if (size > sizeof(*r))
