@@ -487,8 +487,12 @@ struct tm_snapshot *cli_trace_snapshot_to_file(struct trace_cli *tc, struct trac
 		tm_snapshot_free(s);
 		return NULL;
 	}
-	r = is_pickle_name(path) ? tm_snapshot_save_pickle(s, path, TM_PICKLE_PY39, &err) :
-				   tm_snapshot_save_native(s, path, &err);
+	/* a pickle is for the traced interpreter's tracemalloc: 3.8's
+	 * Snapshot.statistics() unpacks 3-tuple traces, 3.9+ 4-tuples */
+	r = is_pickle_name(path) ?
+		tm_snapshot_save_pickle(s, path, p->pi->major == 3 && p->pi->minor == 8 ?
+					TM_PICKLE_PY38 : TM_PICKLE_PY39, &err) :
+		tm_snapshot_save_native(s, path, &err);
 	if (r) {
 		cli_err("%s", err.msg);
 		free(path);
