@@ -194,6 +194,14 @@ static int add_common_probes(struct capture_plan *plan, const struct py_interp *
 	    add_func_probe(plan, pi, PY_FN_TRACEMALLOC_UNTRACK, EXACT_FN_UNTRACK, false, err) ||
 	    add_func_probe(plan, pi, PY_FN_FINALIZE_EX, EXACT_FN_FINALIZE, true, err))
 		return -1;
+	/* 3.13's Py_Exit() (sys.exit(), SystemExit) and Py_Finalize() call the
+	 * internal _Py_Finalize() without passing through Py_FinalizeEx(); in
+	 * 3.8-3.12 they call Py_FinalizeEx() and freezing twice is harmless */
+	if (add_symbol_probe(plan, pi, "Py_Exit", EXACT_FN_FINALIZE) ||
+	    add_symbol_probe(plan, pi, "Py_Finalize", EXACT_FN_FINALIZE)) {
+		tm_error_set(err, "too many probe points");
+		return -1;
+	}
 	/* free-list reuse: _Py_NewReference is exported from 3.9 on; 3.8 inlines
 	 * it and only calls out (_PyTraceMalloc_NewReference) while the target's
 	 * own tracemalloc is tracing, which is then the one place to see reuse */

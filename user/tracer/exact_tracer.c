@@ -61,7 +61,9 @@ static int handle_event(void *ctx, void *data, size_t len)
 		return 0;
 	}
 	if (h->type == EXACT_EV_FINALIZE) {
-		if (t->nfinalized < sizeof(t->finalized) / sizeof(t->finalized[0]))
+		/* several probes mark finalization (Py_Exit -> Py_FinalizeEx) */
+		if (!exact_tracer_finalized(t, (pid_t)h->tgid) &&
+		    t->nfinalized < sizeof(t->finalized) / sizeof(t->finalized[0]))
 			t->finalized[t->nfinalized++] = (pid_t)h->tgid;
 		return 0;
 	}
