@@ -82,8 +82,13 @@ static int find_program(const char *name, char *out, size_t outsz)
 	struct stat st;
 
 	if (strchr(name, '/')) {
-		if (stat(name, &st) || !S_ISREG(st.st_mode)) {
-			cli_err("cannot run '%s': %s", name, strerror(errno ? errno : ENOENT));
+		if (stat(name, &st)) {
+			cli_err("cannot run '%s': %s", name, strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			cli_err("cannot run '%s': %s", name,
+				S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
 			return -1;
 		}
 		snprintf(out, outsz, "%s", name);
@@ -233,8 +238,11 @@ static int run_run(int argc, char **argv)
 	ret = CLI_EXIT_RUNTIME;
 	if (cli_trace_check_root("run"))
 		goto out;
+	/* a CMD that cannot be started exits 127, as when its exec fails */
+	ret = 127;
 	if (find_program(args[0], prog, sizeof(prog)) || find_interpreter(prog, interp, sizeof(interp)))
 		goto out;
+	ret = CLI_EXIT_RUNTIME;
 	command = join_args(args, nargs);
 	pi = calloc(1, sizeof(*pi));
 	plan = calloc(1, sizeof(*plan));
