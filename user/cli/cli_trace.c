@@ -674,3 +674,76 @@ int cli_trace_finish_all(struct trace_cli *tc)
 	}
 	return ret;
 }
+
+/* ---- one process at a time (tmbpf top) ---------------------------------- */
+
+struct traced_proc *cli_trace_attach_pid(struct trace_cli *tc, pid_t pid, struct tm_error *err)
+{
+	struct py_interp *pi = calloc(1, sizeof(*pi));
+	struct capture_plan *plan = NULL;
+	struct traced_proc *p = NULL;
+	char *command;
+
+	if (!pi) {
+		tm_error_set(err, "out of memory");
+		return NULL;
+	}
+	if (py_interp_open_pid(pid, pi, err))
+		goto out;
+	if (!tc->growth) {
+		plan = calloc(1, sizeof(*plan));
+		if (!plan) {
+			tm_error_set(err, "out of memory");
+			goto out;
+		}
+		if (capture_plan_for_pid(pi, tc->reattribute, plan, err))
+			goto out;
+	}
+	command = cli_proc_cmdline(pid);
+	p = cli_trace_add(tc, pid, pi, plan, command, err);
+	free(command);
+out:
+	if (!p)
+		free(pi);               /* cli_trace_add took it on success */
+	free(plan);
+	return p;
+}
+
+struct tm_snapshot *cli_trace_snapshot(struct trace_cli *tc, struct traced_proc *p,
+				       struct tm_error *err)
+{
+	return take_snapshot(tc, p, err);
+}
+
+bool cli_trace_pid_gone(pid_t pid)
+{
+	char path[64], state = 0;
+	FILE *f;
+
+	if (kill(pid, 0) && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state == 'Z' || state == 'X';
+}
+
+int cli_trace_growth_default_domain(const struct cli_analysis *a, struct tm_snapshot *s,
+				    struct tm_error *err)
+{
+	struct tm_filter f;
+
+	if (s->capture.tier != TM_TIER_GROWTH)
+		return 0;
+	for (size_t i = 0; i < a->nfilter_args; i++)
+		if (a->filter_args[i].kind == CLI_INCLUDE_DOMAIN ||
+		    a->filter_args[i].kind == CLI_EXCLUDE_DOMAIN || a->filter_args[i].domain >= 0)
+			return 0;
+	/* resident pages: mappings are address space, not memory */
+	tm_domain_filter_init(&f, true, TM_GROWTH_DOMAIN_PAGES);
+	return tm_snapshot_filter_traces(s, &f, 1, err) ? -1 : 1;
+}

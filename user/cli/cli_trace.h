@@ -110,4 +110,28 @@ char *cli_proc_cmdline(pid_t pid);
 extern volatile sig_atomic_t cli_trace_stop;
 void cli_trace_catch_signals(void);
 
+
+/* ---- one process at a time (tmbpf top) ---------------------------------- */
+
+/* Starts tracing pid as `tmbpf attach -p PID` does: its interpreter examined
+ * and, for the exact tier, its probes planned. The traced process, or NULL
+ * with err. */
+struct traced_proc *cli_trace_attach_pid(struct trace_cli *tc, pid_t pid, struct tm_error *err);
+
+/* A snapshot of p now, with the capture information the reports show
+ * (command, interpreter, coverage, counters); no file is written. The caller
+ * frees it. NULL with err. */
+struct tm_snapshot *cli_trace_snapshot(struct trace_cli *tc, struct traced_proc *p,
+				       struct tm_error *err);
+
+/* True once pid has exited, or is a zombie (which allocates no more). */
+bool cli_trace_pid_gone(pid_t pid);
+
+/* Growth-tier snapshots show domain 1 (resident pages) unless the filters
+ * name a domain (--include-domain, --exclude-domain, PATTERN@DOMAIN): keeps
+ * only domain 1 of s then. Returns 1 when it did, 0 when the user chose, -1
+ * with err. Snapshots of other tiers are left alone (0). */
+int cli_trace_growth_default_domain(const struct cli_analysis *a, struct tm_snapshot *s,
+				    struct tm_error *err);
+
 #endif

@@ -22,7 +22,8 @@
 	X(show)           \
 	X(run)            \
 	X(attach)         \
-	X(flamegraph)
+	X(flamegraph)     \
+	X(top)
 
 #define DECLARE_CMD(name) extern const struct cli_command cli_cmd_##name;
 TMBPF_COMMANDS(DECLARE_CMD)
