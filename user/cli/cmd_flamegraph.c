@@ -8,12 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli_common.h"
+#include "cli/cli_trace.h"
 #include "output/flamegraph.h"
 #include "snapshot/snapfile.h"
-
-/* growth_tracer.h's domains, without pulling the tracer into this command */
-#define GROWTH_DOMAIN_PAGES 1u
 
 static const char flamegraph_doc[] =
 	"Draw a snapshot as a flame graph: folded stacks (one line per traceback, frames "
@@ -132,15 +129,6 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= k && !strcmp(s + n - k, suffix);
 }
 
-static bool has_domain_filter(const struct cli_analysis *a)
-{
-	for (size_t i = 0; i < a->nfilter_args; i++)
-		if (a->filter_args[i].kind == CLI_INCLUDE_DOMAIN ||
-		    a->filter_args[i].kind == CLI_EXCLUDE_DOMAIN || a->filter_args[i].domain >= 0)
-			return true;
-	return false;
-}
-
 static const char *tier_name(enum tm_tier t)
 {
 	switch (t) {
@@ -255,18 +243,15 @@ static int flamegraph_run(int argc, char **argv)
 	s = cli_load_snapshot(args[0]);
 	if (!s || cli_analysis_filter(&a.analysis, s))
 		goto out;
-	if (s->capture.tier == TM_TIER_GROWTH && !has_domain_filter(&a.analysis)) {
-		struct tm_filter f;
-
-		/* resident pages by default: mappings are address space, not memory */
-		tm_domain_filter_init(&f, true, GROWTH_DOMAIN_PAGES);
-		if (tm_snapshot_filter_traces(s, &f, 1, &err)) {
-			cli_err("%s", err.msg);
-			goto out;
-		}
+	switch (cli_trace_growth_default_domain(&a.analysis, s, &err)) {
+	case -1:
+		cli_err("%s", err.msg);
+		goto out;
+	case 1:
 		growth_pages = true;
 		fprintf(stderr, "tmbpf: growth snapshot: drawing domain 1 (resident pages that grew "
 			"while tracing); --include-domain 2 for the address space mapped\n");
+		break;
 	}
 	if (fg_profile_build(&prof, s, &err)) {
 		cli_err("%s", err.msg);

@@ -49,6 +49,8 @@ static const char main_doc[] =
 	"  tmbpf diff old.pickle new.pickle      # new.compare_to(old, 'lineno')\n"
 	"  tmbpf convert snap.pickle snap.tmbpf  # to the native format\n"
 	"  tmbpf show snap.tmbpf                 # what the file holds\n"
+	"  tmbpf flamegraph snap.tmbpf -o m.svg  # flame graph of the traced memory\n"
+	"  tmbpf top -p 1234                     # live top of a running process\n"
 	"\n" CLI_EXIT_STATUS_DOC;
 
 static void print_main_help(FILE *out)
