@@ -302,3 +302,98 @@ Test(top_live, refuses_what_it_cannot_watch)
 	cr_assert_eq(r.out_len, 0);
 	cli_run_free(&r);
 }
+
+/* ---- flame graphs of real captures ------------------------------------------- */
+
+static void run_ok(struct cli_run *r, char *const argv[])
+{
+	cli_run_argv(dir, argv, r);
+	cr_assert_eq(r->status, 0, "%s %s: exit %d\n%s", argv[0], argv[1], r->status, r->err);
+}
+
+/*
+ * `tmbpf flamegraph` on what `tmbpf attach` wrote for each tier: the folded
+ * stacks equal those CPython computes from the same snapshot converted to a
+ * pickle (for the growth tier: its domain 1, the default), the leaking line
+ * is in them, and the SVG passes fg_oracle.py's check.
+ */
+static void flamegraph_of_capture(bool growth)
+{
+	const char *snap = cli_path(dir, "cap.tmbpf"), *pk = cli_path(dir, "cap.pickle");
+	const char *svg = cli_path(dir, "cap.svg");
+	char pid[24], loc[1024], *colon;
+	struct disc_proc p;
+	struct cli_run r, want;
+
+	leak_location(loc, sizeof(loc));
+	/* "PATH:N: SOURCE" -> "PATH:N" */
+	colon = strstr(loc, ": ");
+	cr_assert_not_null(colon);
+	*colon = '\0';
+	start_leak(&disc_pythons[3], &p);
+	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+	char *attach[] = { (char *)CLI_TMBPF, (char *)"attach", (char *)"-p", pid,
+			   (char *)"--duration", (char *)"1.5", (char *)"--nframe", (char *)"4",
+			   (char *)"-o", (char *)snap, (char *)(growth ? "--growth" : "--quiet"),
+			   (char *)(growth ? "--quiet" : NULL), NULL };
+
+	run_ok(&r, attach);
+	cli_run_free(&r);
+	disc_stop(&p);
+	char *convert[] = { (char *)CLI_TMBPF, (char *)"convert", (char *)snap, (char *)pk, NULL };
+
+	run_ok(&r, convert);
+	cli_run_free(&r);
+
+	char *folded[] = { (char *)CLI_TMBPF, (char *)"flamegraph", (char *)snap, NULL };
+	char *oracle[] = { (char *)CLI_PYTHON, (char *)"tests/py/fg_oracle.py", (char *)"folded",
+			   (char *)pk, (char *)"--include-domain", (char *)"1", NULL };
+
+	if (!growth)
+		oracle[4] = NULL;
+	run_ok(&r, folded);
+	run_ok(&want, oracle);
+	cr_assert(r.out_len == want.out_len && !memcmp(r.out, want.out, r.out_len),
+		  "folded stacks differ from CPython's grouping:\n%s\n---\n%s", r.out, want.out);
+	cr_assert_not_null(strstr(r.out, loc), "%s not in:\n%s", loc, r.out);
+	cli_run_free(&r);
+	cli_run_free(&want);
+
+	char *draw[] = { (char *)CLI_TMBPF, (char *)"flamegraph", (char *)snap, (char *)"-o",
+			 (char *)svg, NULL };
+	char *check[] = { (char *)CLI_PYTHON, (char *)"tests/py/fg_oracle.py", (char *)"svgcheck",
+			  (char *)pk, (char *)svg, (char *)"--include-domain", (char *)"1", NULL };
+
+	if (!growth)
+		check[5] = NULL;
+	run_ok(&r, draw);
+	run_ok(&want, check);
+	cr_assert(!strncmp(want.out, "OK ", 3), "%s", want.out);
+	cli_run_free(&r);
+	cli_run_free(&want);
+	if (growth) {
+		/* the mappings, when asked for */
+		char *maps[] = { (char *)CLI_TMBPF, (char *)"flamegraph", (char *)snap,
+				 (char *)"--include-domain", (char *)"2", NULL };
+		char *omaps[] = { (char *)CLI_PYTHON, (char *)"tests/py/fg_oracle.py",
+				  (char *)"folded", (char *)pk, (char *)"--include-domain", (char *)"2",
+				  NULL };
+
+		run_ok(&r, maps);
+		run_ok(&want, omaps);
+		cr_assert(r.out_len == want.out_len && !memcmp(r.out, want.out, r.out_len));
+		cr_assert_eq(r.err_len, 0, "no default-domain note when a domain is chosen");
+		cli_run_free(&r);
+		cli_run_free(&want);
+	}
+}
+
+Test(top_live, flamegraph_of_exact_capture)
+{
+	flamegraph_of_capture(false);
+}
+
+Test(top_live, flamegraph_of_growth_capture)
+{
+	flamegraph_of_capture(true);
+}
