@@ -7,10 +7,12 @@
  * Each of these events records the Python traceback of the thread causing it.
  *
  * Faults are sampled per process with random gaps of mean sample_pages: a
- * sample stands for the pages since the previous one, so the sum of weights is
- * the exact number of faults, and a fast-growing process pays for one stack
- * walk per sample, not per page. Processes are chosen by user space (map
- * "procs"); every other process costs one hash lookup per event.
+ * sample stands for the faults since the previous one, so the weights add up
+ * to the exact number of faults, and a fast-growing process pays for one stack
+ * walk per sample, not per page. Faults the kernel takes on user pages (a
+ * read() filling a new buffer) count as the calling thread's. Processes are
+ * chosen by user space (map "procs"); every other process costs one hash
+ * lookup per event.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -22,7 +24,11 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 sample_pages = 16;         /* mean fault-sample gap; 1 = every fault */
-const volatile bool report_execs = false;       /* host-wide mode: tell user space about execs */
+const volatile bool report_execs = false;       /* host-wide mode: tell user space about execs and forks */
+
+/* Host-wide events (exec, fork) that the full ring buffer dropped: processes
+ * that may start untraced. */
+__u64 lost_host_events = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -76,8 +82,15 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
+#define MADV_DONTNEED 4
+#define MADV_REMOVE 9
+#define MADV_PAGEOUT 21
+#define MADV_POPULATE_WRITE 23
+#define MADV_DONTNEED_LOCKED 24
+
 #define X86_PF_PROT 1ull                        /* fault on a present page */
 #define PAGE_SHIFT 12
+#define USER_ADDR_END 0x00007ffffffff000ull     /* x86-64 TASK_SIZE_MAX, 4-level paging */
 
 static __always_inline struct py_proc *traced(__u32 tgid, struct growth_stats **st)
 {
@@ -89,10 +102,13 @@ static __always_inline struct py_proc *traced(__u32 tgid, struct growth_stats **
 	return *st ? p : 0;
 }
 
-static __always_inline void emit(struct growth_stats *st, struct growth_event *ev)
+static __always_inline int emit(struct growth_stats *st, struct growth_event *ev)
 {
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0))
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0)) {
 		__sync_fetch_and_add(&st->lost_events, 1);
+		return -1;
+	}
+	return 0;
 }
 
 static __always_inline __u64 next_gap(void)
@@ -103,36 +119,57 @@ static __always_inline __u64 next_gap(void)
 	return 1 + bpf_get_prandom_u32() % (2 * sample_pages - 1);
 }
 
-SEC("tp/exceptions/page_fault_user")
-int on_page_fault(struct fault_ctx *ctx)
+/* A not-present fault on a user page of the current process. */
+static __always_inline int on_fault(__u64 address, __u64 error_code, bool kernel)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct growth_event ev = {};
 	struct growth_stats *st;
 	struct py_proc *p;
-	__s64 left;
+	__u64 n, through, gap;
 
-	if (ctx->error_code & X86_PF_PROT)
+	if (error_code & X86_PF_PROT)
 		return 0;                       /* the page is present: nothing grows */
+	if (address >= USER_ADDR_END)
+		return 0;                       /* the kernel's own memory */
 	p = traced(tgid, &st);
 	if (!p)
 		return 0;
-	__sync_fetch_and_add(&st->faults, 1);
-	left = (__s64)__sync_fetch_and_sub(&st->sample_countdown, 1) - 1;
-	if (left > 0)
+	n = __sync_fetch_and_add(&st->faults, 1) + 1;
+	if (kernel)
+		__sync_fetch_and_add(&st->kernel_faults, 1);
+	through = st->sampled_through;
+	gap = st->sample_gap;
+	/* signed: a fault numbered before the last sample was already covered */
+	if ((__s64)(n - through) < (__s64)(gap ? gap : 1))
 		return 0;
-	ev.weight = (__u32)st->sample_gap;
-	if (!ev.weight)
-		ev.weight = 1;
+	if (__sync_val_compare_and_swap(&st->sampled_through, through, n) != through)
+		return 0;                       /* another thread took this sample */
 	st->sample_gap = next_gap();
-	st->sample_countdown = st->sample_gap;
 	__sync_fetch_and_add(&st->samples, 1);
+	ev.weight = (__u32)(n - through);
 	ev.type = GROWTH_EV_FAULT;
 	ev.tgid = tgid;
-	ev.addr = ctx->address >> PAGE_SHIFT << PAGE_SHIFT;
+	ev.addr = address >> PAGE_SHIFT << PAGE_SHIFT;
+	ev.arg = kernel;
 	ev.stack_id = py_stack_id(p, tgid, &st->walk);
-	emit(st, &ev);
+	if (emit(st, &ev))
+		__sync_fetch_and_add(&st->lost_pages, ev.weight);
 	return 0;
+}
+
+SEC("tp/exceptions/page_fault_user")
+int on_page_fault(struct fault_ctx *ctx)
+{
+	return on_fault(ctx->address, ctx->error_code, false);
+}
+
+/* The kernel touching a user page for the process (copy_to_user() of a
+ * read(), recv(), getrandom()... into a buffer never touched before). */
+SEC("tp/exceptions/page_fault_kernel")
+int on_page_fault_kernel(struct fault_ctx *ctx)
+{
+	return on_fault(ctx->address, ctx->error_code, true);
 }
 
 /* Saves a syscall's arguments and the caller's traceback until it returns.
@@ -149,8 +186,10 @@ static __always_inline int syscall_enter(struct sys_enter_ctx *ctx, __u32 kind, 
 		return 0;
 	t = bpf_task_storage_get(&thread_syscalls, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!t)
+	if (!t) {
+		__sync_fetch_and_add(&st->lost_syscalls, 1);
 		return 0;
+	}
 	t->nr = kind;
 	t->a0 = ctx->args[0];
 	t->a1 = nargs > 1 ? ctx->args[1] : 0;
@@ -158,7 +197,8 @@ static __always_inline int syscall_enter(struct sys_enter_ctx *ctx, __u32 kind, 
 	t->a3 = nargs > 3 ? ctx->args[3] : 0;
 	t->a4 = nargs > 4 ? ctx->args[4] : 0;
 	/* releases need no traceback: they only remove what is there */
-	t->stack_id = kind == GROWTH_EV_MUNMAP || kind == GROWTH_EV_MADVISE ? 0 :
+	t->stack_id = kind == GROWTH_EV_MUNMAP ||
+		      (kind == GROWTH_EV_MADVISE && t->a2 != MADV_POPULATE_WRITE) ? 0 :
 		      py_stack_id(p, tgid, &st->walk);
 	return 0;
 }
@@ -210,7 +250,9 @@ static __always_inline int syscall_exit(struct sys_exit_ctx *ctx, __u32 kind)
 		__sync_fetch_and_add(&st->mremaps, 1);
 		break;
 	case GROWTH_EV_MADVISE:                 /* madvise(addr, len, advice) */
-		if (ret)
+		/* a range with unmapped gaps fails with ENOMEM, but the advice
+		 * was applied to every mapping in it; populating stops at the gap */
+		if (ret && (ret != -12 || t->a2 == MADV_POPULATE_WRITE))
 			return 0;
 		ev.addr = t->a0;
 		ev.len = t->a1;
@@ -246,37 +288,70 @@ int on_brk_enter(struct sys_enter_ctx *ctx) { return syscall_enter(ctx, GROWTH_E
 SEC("tp/syscalls/sys_exit_brk")
 int on_brk_exit(struct sys_exit_ctx *ctx) { return syscall_exit(ctx, GROWTH_EV_BRK); }
 
-#define MADV_DONTNEED 4
-#define MADV_FREE 8
-#define MADV_REMOVE 9
-#define MADV_PAGEOUT 21
-#define MADV_DONTNEED_LOCKED 24
-
 SEC("tp/syscalls/sys_enter_madvise")
 int on_madvise_enter(struct sys_enter_ctx *ctx)
 {
 	__u64 advice = ctx->args[2];
 
-	/* only advice that gives pages back changes what the process holds */
-	if (advice != MADV_DONTNEED && advice != MADV_FREE && advice != MADV_REMOVE &&
-	    advice != MADV_PAGEOUT && advice != MADV_DONTNEED_LOCKED)
+	/* only advice that gives pages back, or makes them resident without a
+	 * fault, changes what the process holds. MADV_FREE does neither: the
+	 * pages stay resident (and in RSS) until memory runs short, and a write
+	 * takes them back without a fault. */
+	if (advice != MADV_DONTNEED && advice != MADV_REMOVE && advice != MADV_PAGEOUT &&
+	    advice != MADV_DONTNEED_LOCKED && advice != MADV_POPULATE_WRITE)
 		return 0;
 	return syscall_enter(ctx, GROWTH_EV_MADVISE, 3);
 }
 SEC("tp/syscalls/sys_exit_madvise")
 int on_madvise_exit(struct sys_exit_ctx *ctx) { return syscall_exit(ctx, GROWTH_EV_MADVISE); }
 
-/* Host-wide mode: new programs are examined by user space as they start. */
+/* A traced process that execs runs another program: the walker's offsets
+ * no longer apply, so it stops being traced here, at once, and user space
+ * ends its trace. In host-wide mode every exec is reported, so that user
+ * space examines new programs as they start. */
 SEC("tp/sched/sched_process_exec")
 int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
-	struct growth_event ev = {};
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct growth_host_event ev = {};
+	struct growth_stats *st;
 
-	if (!report_execs)
-		return 0;
 	ev.type = GROWTH_EV_EXEC;
-	ev.tgid = bpf_get_current_pid_tgid() >> 32;
-	bpf_ringbuf_output(&events, &ev, sizeof(ev), 0);
+	ev.tgid = tgid;
+	bpf_get_current_comm(ev.comm, sizeof(ev.comm));
+	if (traced(tgid, &st)) {
+		bpf_map_delete_elem(&procs, &tgid);
+		ev.arg = GROWTH_EXEC_TRACED;
+		if (!bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+			return 0;
+		__sync_fetch_and_add(&st->lost_events, 1);
+	} else if (!report_execs) {
+		return 0;
+	}
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+		__sync_fetch_and_add(&lost_host_events, 1);
+	return 0;
+}
+
+/* Host-wide mode: a traced process forked a new process (not a thread, not a
+ * vfork child sharing its memory until it execs). A forked worker runs the
+ * same interpreter at the same addresses; user space starts tracing it. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct growth_host_event ev = {};
+	struct growth_stats *st;
+	__u32 ptgid = parent->tgid;
+
+	if (!report_execs || child->tgid != child->pid || child->mm == parent->mm ||
+	    !traced(ptgid, &st))
+		return 0;
+	ev.type = GROWTH_EV_FORK;
+	ev.tgid = child->tgid;
+	ev.parent = ptgid;
+	bpf_probe_read_kernel_str(ev.comm, sizeof(ev.comm), parent->comm);
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+		__sync_fetch_and_add(&lost_host_events, 1);
 	return 0;
 }
 

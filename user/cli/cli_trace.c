@@ -179,6 +179,7 @@ void cli_trace_destroy(struct trace_cli *tc)
 		free(tc->procs[i]->pi);
 		free(tc->procs[i]->command);
 		free(tc->procs[i]->coverage_note);
+		free(tc->procs[i]->final_report);
 		free(tc->procs[i]);
 	}
 	free(tc->procs);
@@ -220,6 +221,46 @@ void cli_trace_catch_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* Growth tier: the tracer's callbacks (inside cli_trace_poll) only take
+ * note; the commands act once the poll returns. */
+struct growth_cb_ctx {
+	struct trace_cli *tc;
+	growth_exec_cb on_exec;
+	void *ctx;
+};
+
+static struct growth_cb_ctx growth_cbs;
+
+static void growth_on_exec(void *ctx, pid_t pid, const char *comm)
+{
+	struct growth_cb_ctx *c = ctx;
+
+	if (c->tc->on_exec_comm)
+		c->tc->on_exec_comm(c->ctx, pid, comm);
+	else if (c->on_exec)
+		c->on_exec(c->ctx, pid);
+}
+
+static void growth_on_fork(void *ctx, pid_t pid, pid_t parent, const char *comm)
+{
+	struct growth_cb_ctx *c = ctx;
+
+	if (c->tc->on_fork)
+		c->tc->on_fork(c->ctx, pid, parent, comm);
+}
+
+static void growth_on_end(void *ctx, pid_t pid, enum growth_end why)
+{
+	struct growth_cb_ctx *c = ctx;
+
+	for (size_t i = 0; i < c->tc->nprocs; i++) {
+		struct traced_proc *p = c->tc->procs[i];
+
+		if (p->pid == pid && !p->exited && !p->ended)
+			p->ended = why;
+	}
+}
+
 int cli_trace_open(struct trace_cli *tc, growth_exec_cb on_exec, void *cb_ctx)
 {
 	struct tm_error err = { "" };
@@ -240,7 +281,15 @@ int cli_trace_open(struct trace_cli *tc, growth_exec_cb on_exec, void *cb_ctx)
 			.verbose = tc->verbose,
 		};
 
-		tc->growth_t = growth_tracer_open(&go, &resolver, on_exec, NULL, cb_ctx, &err);
+		struct growth_callbacks cb = {
+			.on_exec = growth_on_exec,
+			.on_fork = growth_on_fork,
+			.on_end = growth_on_end,
+			.ctx = &growth_cbs,
+		};
+
+		growth_cbs = (struct growth_cb_ctx){ tc, on_exec, cb_ctx };
+		tc->growth_t = growth_tracer_open(&go, &resolver, &cb, &err);
 		if (!tc->growth_t) {
 			cli_err("%s", err.msg);
 			return -1;
@@ -334,7 +383,22 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 {
 	struct traced_proc *p;
 	struct py_proc cfg;
+	unsigned incarnation = 1;
 
+	/* its PID was traced before (an exec, or a reused PID): that trace
+	 * ends here if nothing ended it yet, and the new one is told apart */
+	for (size_t i = 0; i < tc->nprocs; i++) {
+		struct traced_proc *o = tc->procs[i];
+
+		if (o->pid != pid)
+			continue;
+		if (o->incarnation >= incarnation)
+			incarnation = o->incarnation + 1;
+		if (tc->growth && !o->final_report && !o->reported) {
+			o->exited = true;
+			cli_trace_end(tc, o);
+		}
+	}
 	if (tc->nprocs == tc->procs_cap) {
 		size_t c = tc->procs_cap ? tc->procs_cap * 2 : 8;
 		struct traced_proc **n = realloc(tc->procs, c * sizeof(*n));
@@ -349,6 +413,7 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 		goto oom;
 	p->pid = pid;
 	p->pi = pi;
+	p->incarnation = incarnation;
 	p->command = strdup(command ? command : "?");
 	symbolizer_proc_config(pi, &cfg);
 	if (plan && plan->start_gate)
@@ -414,12 +479,17 @@ static bool is_pickle_name(const char *path)
 /* BASE.EXT -> BASE[.PID][.SEQ].EXT (default BASE.EXT: tmbpf-PID.tmbpf) */
 static char *snapshot_path(const struct trace_cli *tc, const struct traced_proc *p, unsigned seq)
 {
-	char *def = NULL, *out = NULL;
+	char *def = NULL, *out = NULL, pid[32];
 	const char *base = tc->output, *slash, *dot;
 	int stem;
 
+	/* a PID traced again (exec, reuse) must not overwrite the first files */
+	if (p->incarnation > 1)
+		snprintf(pid, sizeof(pid), "%d-%u", (int)p->pid, p->incarnation);
+	else
+		snprintf(pid, sizeof(pid), "%d", (int)p->pid);
 	if (!base) {
-		if (asprintf(&def, "tmbpf-%d.tmbpf", (int)p->pid) < 0)
+		if (asprintf(&def, "tmbpf-%s.tmbpf", pid) < 0)
 			return NULL;
 		base = def;
 	}
@@ -429,9 +499,9 @@ static char *snapshot_path(const struct trace_cli *tc, const struct traced_proc 
 		dot = base + strlen(base);
 	stem = (int)(dot - base);
 	if (tc->all && tc->output && seq)
-		(void)!asprintf(&out, "%.*s.%d.%u%s", stem, base, (int)p->pid, seq, dot);
+		(void)!asprintf(&out, "%.*s.%s.%u%s", stem, base, pid, seq, dot);
 	else if (tc->all && tc->output)
-		(void)!asprintf(&out, "%.*s.%d%s", stem, base, (int)p->pid, dot);
+		(void)!asprintf(&out, "%.*s.%s%s", stem, base, pid, dot);
 	else if (seq)
 		(void)!asprintf(&out, "%.*s.%u%s", stem, base, seq, dot);
 	else
@@ -536,16 +606,6 @@ static uint64_t counter(const struct tm_snapshot *s, const char *name)
 	return 0;
 }
 
-static uint64_t domain_total(const struct tm_snapshot *s, uint32_t domain)
-{
-	uint64_t t = 0;
-
-	for (uint64_t i = 0; i < s->ntraces; i++)
-		if (s->traces[i].domain == domain)
-			t += s->traces[i].size;
-	return t;
-}
-
 /* The report of one process: header, display top, memory, losses. */
 static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_snapshot *s,
 		       FILE *out)
@@ -560,6 +620,10 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 	fprintf(out, "\nCPython %s (%s), %s tier, coverage %s: %s\n", p->pi->version,
 		p->pi->target_path, tier_name(s->capture.tier), coverage_name(p->coverage),
 		p->coverage_note);
+	if (tc->growth && p->ended == GROWTH_END_EXEC)
+		fprintf(out, "It exec'd another program: its trace ended there, with what it held then.\n");
+	else if (tc->growth && p->ended == GROWTH_END_EXIT)
+		fprintf(out, "It exited: what it held when it ended.\n");
 	if (!p->exited) {
 		snprintf(root, sizeof(root), "/proc/%d/root", (int)p->pid);
 		root_dir = root;
@@ -567,7 +631,9 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 	if (cli_analysis_filter(&tc->analysis, s))
 		return -1;
 	if (tc->growth) {
-		uint64_t pages = domain_total(s, TM_GROWTH_DOMAIN_PAGES);
+		/* the pages held, before any filter: the share of the RSS growth
+		 * they explain does not depend on what the report shows */
+		uint64_t pages = s->capture.traced_current;
 		uint64_t start = counter(s, "rss.start"), now = counter(s, "rss.now");
 
 		fprintf(out, "Resident memory that grew while tracing (domain %u), by line:\n",
@@ -586,17 +652,15 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 			cli_err("%s", err.msg);
 			return -1;
 		}
-		fprintf(out, "Pages faulted: %" PRIu64 " (%" PRIu64 " sampled), released: %" PRIu64
-			"; mapped %s, unmapped %s\n",
-			counter(s, "pages.faulted"), counter(s, "pages.sampled"),
-			counter(s, "pages.released"),
+		fprintf(out, "Pages faulted: %" PRIu64 " (%" PRIu64 " by the kernel for it, %" PRIu64
+			" sampled), released: %" PRIu64 "; mapped %s, unmapped %s\n",
+			counter(s, "pages.faulted"), counter(s, "pages.kernel_faulted"),
+			counter(s, "pages.sampled"), counter(s, "pages.released"),
 			tm_format_size_u(a, counter(s, "bytes.mapped"), false),
 			tm_format_size_u(b, counter(s, "bytes.unmapped"), false));
-		if (now && start) {
-			char c[TM_SIZE_BUF];
+		if (now && start && !p->ended) {
+			char c[TM_SIZE_BUF], d[TM_SIZE_BUF];
 			int64_t growth = (int64_t)now - (int64_t)start;
-
-			char d[TM_SIZE_BUF];
 
 			fprintf(out, "RSS: %s at start, %s now (%s); attributed resident growth %s",
 				tm_format_size_u(a, start, false), tm_format_size_u(b, now, false),
@@ -604,6 +668,12 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 			if (growth > 0)
 				fprintf(out, " = %.1f%% of the RSS growth", 100.0 * (double)pages / (double)growth);
 			fputc('\n', out);
+		} else if (start) {
+			char d[TM_SIZE_BUF];
+
+			fprintf(out, "RSS: %s at start; attributed resident growth %s when it ended (peak %s)\n",
+				tm_format_size_u(a, start, false), tm_format_size_u(b, pages, false),
+				tm_format_size_u(d, s->capture.traced_peak, false));
 		}
 	} else {
 		if (report_display_top(out, s, tc->analysis.key_type, tc->analysis.limit, root_dir, &err)) {
@@ -636,6 +706,43 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 	return 0;
 }
 
+int cli_trace_end(struct trace_cli *tc, struct traced_proc *p)
+{
+	struct tm_snapshot *s;
+	size_t len = 0;
+	FILE *mem;
+	int ret = 0;
+
+	p->exited = true;
+	if (!tc->growth || p->final_report || p->reported)
+		return 0;
+	/* found gone without an event (a lost one): BPF must stop too */
+	if (!p->ended)
+		p->ended = GROWTH_END_EXIT;
+	growth_tracer_forget_process(tc->growth_t, p->pid);
+	s = cli_trace_snapshot_to_file(tc, p);
+	if (!s) {
+		ret = -1;
+	} else if (!tc->quiet) {
+		mem = open_memstream(&p->final_report, &len);
+		if (!mem || report_proc(tc, p, s, mem))
+			ret = -1;
+		if (mem && fclose(mem))
+			ret = -1;
+	}
+	if (ret || tc->quiet) {
+		free(p->final_report);
+		p->final_report = NULL;
+	}
+	/* written (or failed, and said so): nothing more to report */
+	if (!p->final_report)
+		p->reported = true;
+	tm_snapshot_free(s);
+	growth_tracer_remove_process(tc->growth_t, p->pid);
+	symbolizer_remove(tc->sym, p->pid);
+	return ret;
+}
+
 int cli_trace_finish_all(struct trace_cli *tc)
 {
 	struct cli_output o;
@@ -650,6 +757,15 @@ int cli_trace_finish_all(struct trace_cli *tc)
 		if (p->reported)
 			continue;
 		p->reported = true;
+		if (p->final_report) {
+			/* it ended while traced: snapshot written then, report kept */
+			if (!tc->quiet) {
+				if (i)
+					fputc('\n', o.fp);
+				fputs(p->final_report, o.fp);
+			}
+			continue;
+		}
 		s = cli_trace_snapshot_to_file(tc, p);
 		if (!s) {
 			ret = -1;

@@ -29,6 +29,10 @@ struct traced_proc {
 	bool exited;
 	bool reported;
 	unsigned seq;                   /* snapshots written so far */
+	/* growth tier */
+	unsigned incarnation;           /* 2, 3...: its PID was traced before (exec, reuse) */
+	enum growth_end ended;          /* BPF stopped tracing it (exit, exec); 0 = no */
+	char *final_report;             /* report rendered when it ended (cli_trace_end) */
 };
 
 /* Host-wide exact mode: an interpreter file whose probes are attached. */
@@ -66,6 +70,10 @@ struct trace_cli {
 	char **skipped;                 /* --all: "PID (command): reason" */
 	size_t nskipped, skipped_cap;
 	uint64_t started_ns;
+	/* growth tier, host-wide (set before cli_trace_open, called with its
+	 * cb_ctx): pid exec'd the program comm; traced process parent forked pid */
+	void (*on_exec_comm)(void *ctx, pid_t pid, const char *comm);
+	void (*on_fork)(void *ctx, pid_t pid, pid_t parent, const char *comm);
 };
 
 extern const struct argp_option cli_trace_options[];
@@ -96,6 +104,12 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 
 int cli_trace_poll(struct trace_cli *tc, int timeout_ms);
 
+/* Growth tier: p is gone (exited, exec'd another program, or found gone).
+ * Writes its final snapshot now, with what it held when it ended, keeps its
+ * report for cli_trace_finish_all() and drops the tracer's state, so that
+ * its PID can be traced again. 0, or -1 after cli_err(). */
+int cli_trace_end(struct trace_cli *tc, struct traced_proc *p);
+
 /* Takes a snapshot of p now and writes it to its next file (printing the
  * name on stderr). Returns the snapshot (caller frees) or NULL after cli_err. */
 struct tm_snapshot *cli_trace_snapshot_to_file(struct trace_cli *tc, struct traced_proc *p);
@@ -109,7 +123,6 @@ char *cli_proc_cmdline(pid_t pid);
 /* Set by SIGINT/SIGTERM handlers installed with cli_trace_catch_signals(). */
 extern volatile sig_atomic_t cli_trace_stop;
 void cli_trace_catch_signals(void);
-
 
 /* ---- one process at a time (tmbpf top) ---------------------------------- */
 

@@ -57,12 +57,18 @@ static const struct argp_option *const attach_tables[] = {
 	attach_options, cli_trace_options, cli_analysis_options, NULL,
 };
 
+/* --all: a process that exec'd or forked, to examine (from the ring buffer callbacks) */
+struct pending_proc {
+	pid_t pid;
+	char comm[17];                  /* its name, for a process gone before it was examined */
+	double not_before;              /* a fork child that execs at once is examined as that */
+	double deadline;                /* until then, "not Python (yet)" means look again */
+};
+
 struct attach_args {
 	struct trace_cli tc;
 	pid_t pid;
-	/* --all: execs to examine, filled from the ring buffer callback */
-	pid_t *pending;
-	double *pending_deadline;
+	struct pending_proc *pending;
 	size_t npending, pending_cap;
 };
 
@@ -104,9 +110,24 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void add_skipped(struct trace_cli *tc, pid_t pid, const char *reason)
+static void add_skipped_comm(struct trace_cli *tc, pid_t pid, const char *comm, const char *reason)
 {
 	char *cmd = cli_proc_cmdline(pid), *line = NULL;
+
+	if (comm && comm[0] && cmd && !strcmp(cmd, "?")) {
+		free(cmd);
+		cmd = strdup(comm);
+	}
+	/* one line per process: it may have exec'd several times */
+	for (size_t i = 0; i < tc->nskipped; i++) {
+		char prefix[24];
+
+		snprintf(prefix, sizeof(prefix), "%d (", (int)pid);
+		if (!strncmp(tc->skipped[i], prefix, strlen(prefix))) {
+			free(cmd);
+			return;
+		}
+	}
 
 	if (tc->nskipped == tc->skipped_cap) {
 		size_t c = tc->skipped_cap ? tc->skipped_cap * 2 : 8;
@@ -122,6 +143,43 @@ static void add_skipped(struct trace_cli *tc, pid_t pid, const char *reason)
 	if (asprintf(&line, "%d (%s): %s", (int)pid, cmd ? cmd : "?", reason) > 0)
 		tc->skipped[tc->nskipped++] = line;
 	free(cmd);
+}
+
+static void add_skipped(struct trace_cli *tc, pid_t pid, const char *reason)
+{
+	add_skipped_comm(tc, pid, NULL, reason);
+}
+
+static void add_pending(struct attach_args *a, pid_t pid, const char *comm, double delay);
+
+/* Growth tier, host-wide: the children pid forked before BPF knew it was
+ * traced (a worker pool started at once); later forks are reported by BPF. */
+static void pend_children(struct attach_args *a, pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char cpath[320];
+		long child;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(cpath, sizeof(cpath), "/proc/%d/task/%s/children", (int)pid, de->d_name);
+		f = fopen(cpath, "re");
+		if (!f)
+			continue;
+		while (fscanf(f, "%ld", &child) == 1)
+			add_pending(a, (pid_t)child, NULL, 0);
+		fclose(f);
+	}
+	closedir(d);
 }
 
 /* Starts tracing pid. quiet_not_python: in --all, non-Python processes are
@@ -140,12 +198,14 @@ static int trace_pid(struct attach_args *a, pid_t pid, bool host_wide, struct tm
 	}
 	/* a process can exec several times (a launcher, a shim): trace it once */
 	for (size_t i = 0; i < tc->nprocs; i++) {
-		if (tc->procs[i]->pid == pid && !tc->procs[i]->exited) {
+		if (tc->procs[i]->pid == pid && !tc->procs[i]->exited && !tc->procs[i]->ended) {
 			free(pi);
 			return 0;
 		}
 	}
-	r = py_interp_open_pid(pid, pi, err);
+	/* the growth tier needs no capture plan: the cheap examination, so that
+	 * short-lived processes are traced before they end */
+	r = tc->growth ? py_interp_open_pid_walker(pid, pi, err) : py_interp_open_pid(pid, pi, err);
 	if (r) {
 		free(pi);
 		return r == -ENOEXEC || r == -ENOENT || r == -ESRCH ? 1 : -1;
@@ -167,6 +227,8 @@ static int trace_pid(struct attach_args *a, pid_t pid, bool host_wide, struct tm
 	else if (host_wide)
 		fprintf(stderr, "tmbpf: tracing PID %d (%s), CPython %s\n", (int)pid, command,
 			pi->version);
+	if (!r && host_wide && tc->growth)
+		pend_children(a, pid);
 	free(command);
 	free(plan);
 	return r;
@@ -182,8 +244,13 @@ static bool looks_like_python(pid_t pid)
 	f = fopen(path, "r");
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "/libpython") || strstr(line, "/python");
+	/* code mapped from a python file: not a tool that only reads one */
+	while (!found && fgets(line, sizeof(line), f)) {
+		char perms[8] = "";
+
+		found = sscanf(line, "%*s %7s", perms) == 1 && perms[2] == 'x' &&
+			(strstr(line, "/libpython") || strstr(line, "/python"));
+	}
 	fclose(f);
 	return found;
 }
@@ -210,59 +277,6 @@ static void scan_processes(struct attach_args *a)
 	closedir(d);
 }
 
-static void on_exec(void *ctx, pid_t pid)
-{
-	struct attach_args *a = ctx;
-
-	if (a->npending == a->pending_cap) {
-		size_t c = a->pending_cap ? a->pending_cap * 2 : 64;
-		pid_t *n = realloc(a->pending, c * sizeof(*n));
-		double *d = realloc(a->pending_deadline, c * sizeof(*d));
-
-		if (n)
-			a->pending = n;
-		if (d)
-			a->pending_deadline = d;
-		if (!n || !d)
-			return;
-		a->pending_cap = c;
-	}
-	a->pending[a->npending] = pid;
-	/* a shared libpython is mapped by ld.so a few milliseconds after exec */
-	a->pending_deadline[a->npending++] = now_s() + 0.5;
-}
-
-/* --all: processes that exec'd recently and may be (becoming) Python. */
-static void examine_pending(struct attach_args *a)
-{
-	size_t i = 0;
-
-	while (i < a->npending) {
-		struct tm_error err = { "" };
-		pid_t pid = a->pending[i];
-		bool done = true;
-		int r;
-
-		if (kill(pid, 0) && errno == ESRCH) {
-			if (looks_like_python(pid))
-				add_skipped(&a->tc, pid, "exited before it could be traced");
-		} else {
-			r = trace_pid(a, pid, true, &err);
-			if (r == 1 && now_s() < a->pending_deadline[i])
-				done = false;   /* not mapped yet: look again */
-			else if (r && looks_like_python(pid))
-				add_skipped(&a->tc, pid, err.msg[0] ? err.msg : "not a CPython process");
-		}
-		if (done) {
-			a->pending[i] = a->pending[a->npending - 1];
-			a->pending_deadline[i] = a->pending_deadline[a->npending - 1];
-			a->npending--;
-		} else {
-			i++;
-		}
-	}
-}
-
 static bool pid_gone(pid_t pid)
 {
 	char path[64], state = 0;
@@ -279,6 +293,81 @@ static bool pid_gone(pid_t pid)
 		state = 0;
 	fclose(f);
 	return state == 'Z' || state == 'X';
+}
+
+static void add_pending(struct attach_args *a, pid_t pid, const char *comm, double delay)
+{
+	double now = now_s();
+
+	if (a->npending == a->pending_cap) {
+		size_t c = a->pending_cap ? a->pending_cap * 2 : 64;
+		struct pending_proc *n = realloc(a->pending, c * sizeof(*n));
+
+		if (!n) {
+			add_skipped(&a->tc, pid, "out of memory");
+			return;
+		}
+		a->pending = n;
+		a->pending_cap = c;
+	}
+	/* a shared libpython is mapped by ld.so a few milliseconds after exec */
+	a->pending[a->npending] = (struct pending_proc){ .pid = pid, .not_before = now + delay,
+							.deadline = now + delay + 0.5 };
+	snprintf(a->pending[a->npending++].comm, sizeof(a->pending[0].comm), "%s", comm ? comm : "");
+}
+
+static void on_exec(void *ctx, pid_t pid)
+{
+	add_pending(ctx, pid, NULL, 0);
+}
+
+static void on_exec_comm(void *ctx, pid_t pid, const char *comm)
+{
+	add_pending(ctx, pid, comm, 0);
+}
+
+/* A forked worker is traced too; a child that execs at once (a subprocess)
+ * is examined as the program it execs. */
+static void on_fork(void *ctx, pid_t pid, pid_t parent, const char *comm)
+{
+	(void)parent;
+	add_pending(ctx, pid, comm, 0.1);
+}
+
+/* --all: processes that exec'd or forked recently and may be (becoming) Python. */
+static void examine_pending(struct attach_args *a)
+{
+	double now = now_s();
+	size_t i = 0;
+
+	while (i < a->npending) {
+		struct tm_error err = { "" };
+		struct pending_proc *pp = &a->pending[i];
+		bool done = true;
+		int r;
+
+		if (now < pp->not_before) {
+			i++;
+			continue;
+		}
+		if (pid_gone(pp->pid)) {
+			/* its maps are gone with it: its name says what it was */
+			if (looks_like_python(pp->pid) || !strncmp(pp->comm, "python", 6))
+				add_skipped_comm(&a->tc, pp->pid, pp->comm,
+						 "exited before it could be traced");
+		} else {
+			r = trace_pid(a, pp->pid, true, &err);
+			/* not mapped yet, or mapped in part: look again until the deadline */
+			if (r && now < pp->deadline)
+				done = false;
+			else if (r && looks_like_python(pp->pid))
+				add_skipped(&a->tc, pp->pid, err.msg[0] ? err.msg : "not a CPython process");
+		}
+		if (done)
+			*pp = a->pending[--a->npending];
+		else
+			i++;
+	}
 }
 
 static int attach_run(int argc, char **argv)
@@ -327,6 +416,10 @@ static int attach_run(int argc, char **argv)
 		}
 		free(probe);
 	}
+	if (tc->all) {
+		tc->on_exec_comm = on_exec_comm;
+		tc->on_fork = on_fork;
+	}
 	if (cli_trace_open(tc, tc->all ? on_exec : NULL, &a))
 		goto out;
 	cli_trace_catch_signals();
@@ -347,21 +440,28 @@ static int attach_run(int argc, char **argv)
 	if (tc->interval > 0)
 		next_snapshot = now_s() + tc->interval;
 	while (!cli_trace_stop) {
-		if (cli_trace_poll(tc, 50) < 0 && errno != EINTR) {
+		/* a process waiting for its interpreter to be mapped is looked at soon */
+		if (cli_trace_poll(tc, a.npending ? 5 : 50) < 0 && errno != EINTR) {
 			cli_err("reading BPF events failed: %s", strerror(errno));
 			break;
 		}
-		if (tc->all)
-			examine_pending(&a);
+		/* ended ones first: an exec'd PID may be traced again below */
 		for (size_t i = 0; i < tc->nprocs; i++) {
 			struct traced_proc *p = tc->procs[i];
 
-			if (!p->exited && pid_gone(p->pid)) {
+			if (p->exited || (!p->ended && !pid_gone(p->pid)))
+				continue;
+			if (tc->all || p->ended == GROWTH_END_EXEC)
+				fprintf(stderr, "tmbpf: PID %d %s\n", (int)p->pid,
+					p->ended == GROWTH_END_EXEC ?
+					"exec'd another program: its trace ends" : "exited");
+			if (tc->growth)
+				cli_trace_end(tc, p);   /* its final snapshot, now */
+			else
 				p->exited = true;
-				if (tc->all)
-					fprintf(stderr, "tmbpf: PID %d exited\n", (int)p->pid);
-			}
 		}
+		if (tc->all)
+			examine_pending(&a);
 		if (a.pid && tc->nprocs && tc->procs[0]->exited)
 			break;
 		if (deadline && now_s() >= deadline)
@@ -377,7 +477,6 @@ static int attach_run(int argc, char **argv)
 out:
 	cli_trace_destroy(tc);
 	free(a.pending);
-	free(a.pending_deadline);
 	return ret;
 }
 

@@ -195,7 +195,7 @@ static int add_growth_child(struct trace_cli *tc, pid_t pid, const char *command
 			cli_err("out of memory");
 			return -1;
 		}
-		if (py_interp_open_pid(pid, pi, &err) == 0) {
+		if (py_interp_open_pid_walker(pid, pi, &err) == 0) {
 			if (!cli_trace_add(tc, pid, pi, NULL, command, &err)) {
 				free(pi);
 				cli_err("%s", err.msg);

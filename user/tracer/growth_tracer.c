@@ -2,13 +2,12 @@
 /*
  * User-space half of the growth tier (see growth_tracer.h, bpf/growth.bpf.c).
  *
- * For each traced process we keep what it holds that tracing saw arrive:
- * sampled pages (page address -> stack, weight), in an open-addressing table
- * with backward-shift deletion so that releases leave no tombstones, and the
- * mappings it created (sorted, non-overlapping intervals), split and trimmed by
- * munmap, mremap and brk exactly as the kernel does to the address space.
+ * For each traced process we keep what it holds that tracing saw arrive
+ * (growth_state.h: sampled pages and the mappings it created), the BPF
+ * counters it ended with, and its RSS, for the snapshot.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,39 +15,20 @@
 #include <bpf/libbpf.h>
 #include "growth.skel.h"
 #include "tracer/bpf_util.h"
+#include "tracer/growth_state.h"
 #include "tracer/growth_tracer.h"
 #include "tracer/stack_table.h"
 
-#define PAGE 4096ull
-
-struct page_slot {
-	uint64_t page;                  /* 0 = empty (page 0 is never mapped) */
-	uint64_t stack_id;
-	uint32_t weight;
-};
-
-struct page_table {
-	struct page_slot *slots;
-	size_t nslots, used;            /* power of two */
-};
-
-struct mapping {
-	uint64_t start, end;
-	uint64_t stack_id;
-};
+#define MAX_LINKS 32
 
 struct gproc {
 	pid_t pid;
-	bool exited;
-	struct page_table pages;
-	struct mapping *maps;
-	size_t nmaps, maps_cap;
-	uint64_t brk;                   /* last program break seen; 0 = unknown */
+	enum growth_end ended;          /* 0 while BPF traces it */
+	struct growth_state state;
 	uint64_t rss_start;
+	uint64_t rss_last;              /* last RSS read while it ran */
 	uint64_t start_ns;
-	uint64_t pages_released;        /* sampled weight given back */
-	uint64_t bytes_mapped, bytes_unmapped;
-	struct growth_stats final;      /* BPF counters saved at exit */
+	struct growth_stats final;      /* BPF counters when it ended */
 	bool have_final;
 };
 
@@ -57,244 +37,14 @@ struct growth_tracer {
 	struct ring_buffer *rb;
 	struct frame_resolver resolver;
 	struct stack_table stacks;
-	struct bpf_link **links;
+	struct bpf_link *links[MAX_LINKS];
 	size_t nlinks;
 	struct gproc **procs;
 	size_t nprocs, procs_cap;
-	growth_exec_cb on_exec;
-	growth_exit_cb on_exit;
-	void *cb_ctx;
+	struct growth_callbacks cb;
 	uint64_t bad_events;
 	struct growth_opts opts;
 };
-
-/* ---------------------------------------------------------------- page table */
-
-static size_t page_hash(uint64_t page, size_t mask)
-{
-	uint64_t h = (page >> 12) * 0x9e3779b97f4a7c15ull;
-
-	return (size_t)(h >> 20) & mask;
-}
-
-static int pages_grow(struct page_table *pt)
-{
-	size_t n = pt->nslots ? pt->nslots * 2 : 1024;
-	struct page_slot *s = calloc(n, sizeof(*s));
-
-	if (!s)
-		return -1;
-	for (size_t i = 0; i < pt->nslots; i++) {
-		size_t j;
-
-		if (!pt->slots[i].page)
-			continue;
-		for (j = page_hash(pt->slots[i].page, n - 1); s[j].page; j = (j + 1) & (n - 1))
-			;
-		s[j] = pt->slots[i];
-	}
-	free(pt->slots);
-	pt->slots = s;
-	pt->nslots = n;
-	return 0;
-}
-
-static struct page_slot *pages_find(const struct page_table *pt, uint64_t page)
-{
-	size_t mask = pt->nslots - 1;
-
-	if (!pt->nslots)
-		return NULL;
-	for (size_t j = page_hash(page, mask); pt->slots[j].page; j = (j + 1) & mask)
-		if (pt->slots[j].page == page)
-			return &pt->slots[j];
-	return NULL;
-}
-
-/* A page faulted again after its release is a new sample: replace. */
-static int pages_put(struct page_table *pt, uint64_t page, uint64_t stack_id, uint32_t weight)
-{
-	struct page_slot *s = pages_find(pt, page);
-	size_t j, mask;
-
-	if (s) {
-		s->stack_id = stack_id;
-		s->weight = weight;
-		return 0;
-	}
-	if ((pt->used + 1) * 4 > pt->nslots * 3 && pages_grow(pt) < 0)
-		return -1;
-	mask = pt->nslots - 1;
-	for (j = page_hash(page, mask); pt->slots[j].page; j = (j + 1) & mask)
-		;
-	pt->slots[j] = (struct page_slot){ page, stack_id, weight };
-	pt->used++;
-	return 0;
-}
-
-/* Removes slot i, shifting back later members of its probe run (no tombstones). */
-static void pages_delete_at(struct page_table *pt, size_t i)
-{
-	size_t mask = pt->nslots - 1, j = i;
-
-	pt->slots[i].page = 0;
-	for (;;) {
-		size_t home;
-
-		j = (j + 1) & mask;
-		if (!pt->slots[j].page)
-			break;
-		home = page_hash(pt->slots[j].page, mask);
-		/* can slot j move to i? only if i lies cyclically in [home, j) */
-		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-			pt->slots[i] = pt->slots[j];
-			pt->slots[j].page = 0;
-			i = j;
-		}
-	}
-	pt->used--;
-}
-
-/* Drops the sampled pages in [start, end); returns the weight given back. */
-static uint64_t pages_release(struct page_table *pt, uint64_t start, uint64_t end)
-{
-	uint64_t released = 0;
-
-	if (!pt->used || end <= start)
-		return 0;
-	start &= ~(PAGE - 1);
-	if ((end - start) / PAGE <= pt->used * 4) {
-		for (uint64_t a = start; a < end; a += PAGE) {
-			struct page_slot *s = pages_find(pt, a);
-
-			if (s) {
-				released += s->weight;
-				pages_delete_at(pt, (size_t)(s - pt->slots));
-			}
-		}
-		return released;
-	}
-	/* a range far bigger than what we hold: walk the table instead */
-	for (size_t i = 0; i < pt->nslots;) {
-		struct page_slot *s = &pt->slots[i];
-
-		if (s->page && s->page >= start && s->page < end) {
-			released += s->weight;
-			pages_delete_at(pt, i);
-			continue;               /* slot i now holds a shifted entry */
-		}
-		i++;
-	}
-	return released;
-}
-
-/* mremap moves what was resident in [old, old+len) to [new, new+len). */
-static int pages_move(struct page_table *pt, uint64_t old, uint64_t new, uint64_t len)
-{
-	struct page_slot *moved = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-
-	for (uint64_t off = 0; off < len && pt->used; off += PAGE) {
-		struct page_slot *s = pages_find(pt, old + off);
-
-		if (!s)
-			continue;
-		if (n == cap) {
-			size_t c = cap ? cap * 2 : 64;
-			struct page_slot *m = realloc(moved, c * sizeof(*m));
-
-			if (!m) {
-				ret = -1;
-				break;
-			}
-			moved = m;
-			cap = c;
-		}
-		moved[n] = *s;
-		moved[n++].page = new + off;
-		pages_delete_at(pt, (size_t)(s - pt->slots));
-	}
-	for (size_t i = 0; i < n && !ret; i++)
-		ret = pages_put(pt, moved[i].page, moved[i].stack_id, moved[i].weight);
-	free(moved);
-	return ret;
-}
-
-/* ---------------------------------------------------------------- mappings */
-
-/* Removes [start, end) from the mapping list, splitting as munmap does. */
-static uint64_t maps_remove(struct gproc *g, uint64_t start, uint64_t end)
-{
-	uint64_t removed = 0;
-	size_t i = 0;
-
-	while (i < g->nmaps) {
-		struct mapping *m = &g->maps[i];
-
-		if (m->end <= start || m->start >= end) {
-			i++;
-			continue;
-		}
-		removed += (m->end < end ? m->end : end) - (m->start > start ? m->start : start);
-		if (m->start < start && m->end > end) {
-			/* a hole in the middle: split */
-			struct mapping tail = { end, m->end, m->stack_id };
-
-			m->end = start;
-			if (g->nmaps == g->maps_cap) {
-				size_t c = g->maps_cap * 2;
-				struct mapping *n = realloc(g->maps, c * sizeof(*n));
-
-				if (!n)
-					return removed;
-				g->maps = n;
-				g->maps_cap = c;
-				m = &g->maps[i];
-			}
-			memmove(&g->maps[i + 2], &g->maps[i + 1], (g->nmaps - i - 1) * sizeof(*m));
-			g->maps[i + 1] = tail;
-			g->nmaps++;
-			return removed;
-		}
-		if (m->start < start) {
-			m->end = start;
-			i++;
-		} else if (m->end > end) {
-			m->start = end;
-			i++;
-		} else {
-			memmove(m, m + 1, (g->nmaps - i - 1) * sizeof(*m));
-			g->nmaps--;
-		}
-	}
-	return removed;
-}
-
-/* Adds [start, end) created by stack (after removing what it replaces). */
-static int maps_add(struct gproc *g, uint64_t start, uint64_t end, uint64_t stack_id)
-{
-	size_t i;
-
-	if (end <= start)
-		return 0;
-	maps_remove(g, start, end);
-	if (g->nmaps == g->maps_cap) {
-		size_t c = g->maps_cap ? g->maps_cap * 2 : 64;
-		struct mapping *n = realloc(g->maps, c * sizeof(*n));
-
-		if (!n)
-			return -1;
-		g->maps = n;
-		g->maps_cap = c;
-	}
-	for (i = 0; i < g->nmaps && g->maps[i].start < start; i++)
-		;
-	memmove(&g->maps[i + 1], &g->maps[i], (g->nmaps - i) * sizeof(g->maps[0]));
-	g->maps[i] = (struct mapping){ start, end, stack_id };
-	g->nmaps++;
-	return 0;
-}
 
 /* ---------------------------------------------------------------- processes */
 
@@ -310,76 +60,62 @@ static void gproc_free(struct gproc *g)
 {
 	if (!g)
 		return;
-	free(g->pages.slots);
-	free(g->maps);
+	growth_state_free(&g->state);
 	free(g);
 }
 
-static uint64_t page_up(uint64_t v)
+/* The program break of pid now: the end of its [heap] mapping, or where the
+ * heap would start when it has none (start_brk, /proc/PID/stat field 47).
+ * Page-rounded, which is all the break changes are compared at. 0 = unknown. */
+static uint64_t current_brk(pid_t pid)
 {
-	return (v + PAGE - 1) & ~(PAGE - 1);
+	char path[64], line[512];
+	unsigned long long lo, hi, v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, " [heap]") && sscanf(line, "%llx-%llx", &lo, &hi) == 2)
+			v = hi;
+	fclose(f);
+	if (v)
+		return v;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(line, sizeof(line), f)) {
+		char *p = strrchr(line, ')');   /* comm may hold spaces */
+		int field = 2;
+
+		for (; p && *p; p++) {
+			if (*p != ' ')
+				continue;
+			if (++field == 47) {
+				v = strtoull(p + 1, NULL, 10);
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return v;
 }
 
-static void apply_event(struct growth_tracer *t, const struct growth_event *ev)
+/* BPF stopped tracing g (it exited or exec'd): keep its last counters. */
+static void gproc_end(struct growth_tracer *t, struct gproc *g, enum growth_end why)
 {
-	struct gproc *g = gproc_find(t, (pid_t)ev->tgid);
-	uint64_t end;
+	__u32 key = (__u32)g->pid;
 
-	if (!g)
-		return;
-	switch (ev->type) {
-	case GROWTH_EV_FAULT:
-		pages_put(&g->pages, ev->addr, ev->stack_id, ev->weight);
-		break;
-	case GROWTH_EV_MMAP:
-		end = ev->addr + page_up(ev->len);
-		/* MAP_FIXED over existing pages replaces them */
-		g->pages_released += pages_release(&g->pages, ev->addr, end);
-		maps_add(g, ev->addr, end, ev->stack_id);
-		g->bytes_mapped += page_up(ev->len);
-		break;
-	case GROWTH_EV_MUNMAP:
-		end = ev->addr + page_up(ev->len);
-		g->pages_released += pages_release(&g->pages, ev->addr, end);
-		g->bytes_unmapped += maps_remove(g, ev->addr, end);
-		break;
-	case GROWTH_EV_MADVISE:
-		g->pages_released += pages_release(&g->pages, ev->addr, ev->addr + page_up(ev->len));
-		break;
-	case GROWTH_EV_MREMAP: {
-		uint64_t old_len = page_up(ev->old_len), new_len = page_up(ev->len);
-		uint64_t keep = old_len < new_len ? old_len : new_len;
-
-		if (ev->addr != ev->old_addr) {
-			pages_move(&g->pages, ev->old_addr, ev->addr, keep);
-			g->pages_released += pages_release(&g->pages, ev->old_addr, ev->old_addr + old_len);
-			g->bytes_unmapped += maps_remove(g, ev->old_addr, ev->old_addr + old_len);
-			maps_add(g, ev->addr, ev->addr + new_len, ev->stack_id);
-			g->bytes_mapped += new_len;
-		} else if (new_len < old_len) {
-			g->pages_released += pages_release(&g->pages, ev->addr + new_len, ev->addr + old_len);
-			g->bytes_unmapped += maps_remove(g, ev->addr + new_len, ev->addr + old_len);
-		} else if (new_len > old_len) {
-			maps_add(g, ev->addr + old_len, ev->addr + new_len, ev->stack_id);
-			g->bytes_mapped += new_len - old_len;
-		}
-		break;
-	}
-	case GROWTH_EV_BRK:
-		if (!ev->len || !g->brk) {
-			g->brk = ev->addr;      /* a query, or our first sight of the break */
-			break;
-		}
-		if (ev->addr > g->brk) {
-			maps_add(g, page_up(g->brk), page_up(ev->addr), ev->stack_id);
-			g->bytes_mapped += page_up(ev->addr) - page_up(g->brk);
-		} else if (ev->addr < g->brk) {
-			g->pages_released += pages_release(&g->pages, page_up(ev->addr), page_up(g->brk));
-			g->bytes_unmapped += maps_remove(g, page_up(ev->addr), page_up(g->brk));
-		}
-		g->brk = ev->addr;
-		break;
-	}
+	if (!g->have_final)
+		g->have_final = !bpf_map__lookup_elem(t->skel->maps.stats, &key, sizeof(key),
+						       &g->final, sizeof(g->final), 0);
+	if (!g->ended)
+		g->ended = why;
+	bpf_map__delete_elem(t->skel->maps.procs, &key, sizeof(key), 0);
+	bpf_map__delete_elem(t->skel->maps.stats, &key, sizeof(key), 0);
 }
 
 static int handle_event(void *ctx, void *data, size_t len)
@@ -387,6 +123,9 @@ static int handle_event(void *ctx, void *data, size_t len)
 	struct growth_tracer *t = ctx;
 	const struct stack_event_head *h = data;
 	const struct growth_event *ev = data;
+	const struct growth_host_event *hev = data;
+	char comm[sizeof(hev->comm) + 1];
+	struct gproc *g;
 
 	if (len < 8) {
 		t->bad_events++;
@@ -407,37 +146,53 @@ static int handle_event(void *ctx, void *data, size_t len)
 				(const struct py_frame *)(h + 1), &t->resolver);
 		return 0;
 	}
+	if (h->type == GROWTH_EV_EXEC || h->type == GROWTH_EV_FORK) {
+		if (len < sizeof(*hev)) {
+			t->bad_events++;
+			return 0;
+		}
+		memcpy(comm, hev->comm, sizeof(hev->comm));
+		comm[sizeof(hev->comm)] = '\0';
+		g = gproc_find(t, (pid_t)hev->tgid);
+		if (h->type == GROWTH_EV_FORK) {
+			if (t->opts.host_wide && t->cb.on_fork)
+				t->cb.on_fork(t->cb.ctx, (pid_t)hev->tgid, (pid_t)hev->parent, comm);
+			return 0;
+		}
+		/* the traced program is gone first, then the new one is examined */
+		if (g && !g->ended && (hev->arg & GROWTH_EXEC_TRACED)) {
+			gproc_end(t, g, GROWTH_END_EXEC);
+			if (t->cb.on_end)
+				t->cb.on_end(t->cb.ctx, g->pid, GROWTH_END_EXEC);
+		}
+		if (t->opts.host_wide && t->cb.on_exec)
+			t->cb.on_exec(t->cb.ctx, (pid_t)hev->tgid, comm);
+		return 0;
+	}
 	if (len < sizeof(*ev)) {
 		t->bad_events++;
 		return 0;
 	}
-	if (ev->type == GROWTH_EV_EXEC) {
-		if (t->on_exec)
-			t->on_exec(t->cb_ctx, (pid_t)ev->tgid);
-		return 0;
-	}
-	if (ev->type == GROWTH_EV_EXIT) {
-		struct gproc *g = gproc_find(t, (pid_t)ev->tgid);
-
-		if (g && !g->exited) {
-			__u32 key = ev->tgid;
-
-			g->have_final = !bpf_map__lookup_elem(t->skel->maps.stats, &key, sizeof(key),
-							       &g->final, sizeof(g->final), 0);
-			growth_tracer_forget_process(t, g->pid);
-			if (t->on_exit)
-				t->on_exit(t->cb_ctx, g->pid);
+	g = gproc_find(t, (pid_t)ev->tgid);
+	switch (ev->type) {
+	case GROWTH_EV_EXIT:
+		if (g && !g->ended) {
+			gproc_end(t, g, GROWTH_END_EXIT);
+			if (t->cb.on_end)
+				t->cb.on_end(t->cb.ctx, g->pid, GROWTH_END_EXIT);
 		}
 		return 0;
 	}
-	apply_event(t, ev);
+	/* events of an ended process still in flight from its other CPUs apply:
+	 * they happened before it ended */
+	if (g)
+		growth_state_apply(&g->state, ev);
 	return 0;
 }
 
 struct growth_tracer *growth_tracer_open(const struct growth_opts *opts,
 					 const struct frame_resolver *resolver,
-					 growth_exec_cb on_exec, growth_exit_cb on_exit, void *cb_ctx,
-					 struct tm_error *err)
+					 const struct growth_callbacks *cb, struct tm_error *err)
 {
 	struct growth_tracer *t = calloc(1, sizeof(*t));
 	struct bpf_program *prog;
@@ -449,9 +204,8 @@ struct growth_tracer *growth_tracer_open(const struct growth_opts *opts,
 	}
 	t->opts = *opts;
 	t->resolver = *resolver;
-	t->on_exec = on_exec;
-	t->on_exit = on_exit;
-	t->cb_ctx = cb_ctx;
+	if (cb)
+		t->cb = *cb;
 	tm_libbpf_setup(opts->verbose);
 	if (stack_table_init(&t->stacks) < 0) {
 		tm_error_set(err, "out of memory");
@@ -468,28 +222,29 @@ struct growth_tracer *growth_tracer_open(const struct growth_opts *opts,
 	t->skel->rodata->sample_pages = opts->sample_pages ? opts->sample_pages : 1;
 	t->skel->rodata->report_execs = opts->host_wide;
 	bpf_map__set_max_entries(t->skel->maps.code_scratch, libbpf_num_possible_cpus());
+	if (opts->ringbuf_bytes)
+		bpf_map__set_max_entries(t->skel->maps.events, opts->ringbuf_bytes);
 	e = growth_bpf__load(t->skel);
 	if (e) {
 		tm_error_set(err, "cannot load the growth-tier BPF programs: %s (run as root on a kernel with BPF, BTF and tracepoints)",
 			     strerror(-e));
 		goto fail;
 	}
-	t->links = calloc(32, sizeof(*t->links));
-	if (!t->links) {
-		tm_error_set(err, "out of memory");
-		goto fail;
-	}
 	bpf_object__for_each_program(prog, t->skel->obj) {
-		struct bpf_link *l = bpf_program__attach(prog);
+		struct bpf_link *l;
 
+		if (t->nlinks == MAX_LINKS) {
+			tm_error_set(err, "too many BPF programs in the growth tier");
+			goto fail;
+		}
+		l = bpf_program__attach(prog);
 		if (!l) {
 			tm_error_set(err, "cannot attach %s to its tracepoint (%s): %s",
 				     bpf_program__name(prog), bpf_program__section_name(prog),
 				     strerror(errno));
 			goto fail;
 		}
-		if (t->nlinks < 32)
-			t->links[t->nlinks++] = l;
+		t->links[t->nlinks++] = l;
 	}
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), handle_event, t, NULL);
 	if (!t->rb) {
@@ -508,7 +263,6 @@ void growth_tracer_close(struct growth_tracer *t)
 		return;
 	for (size_t i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
-	free(t->links);
 	ring_buffer__free(t->rb);
 	growth_bpf__destroy(t->skel);
 	for (size_t i = 0; i < t->nprocs; i++)
@@ -521,11 +275,12 @@ void growth_tracer_close(struct growth_tracer *t)
 int growth_tracer_add_process(struct growth_tracer *t, pid_t pid, const struct py_proc *cfg,
 			      struct tm_error *err)
 {
-	struct growth_stats zero = {};
+	/* the first fault is sampled, with weight 1; then random gaps */
+	struct growth_stats zero = { .sample_gap = 1 };
 	struct gproc *g;
 	__u32 key = (__u32)pid;
 
-	growth_tracer_remove_process(t, pid);   /* a reused PID starts afresh */
+	growth_tracer_remove_process(t, pid);
 	if (t->nprocs == t->procs_cap) {
 		size_t c = t->procs_cap ? t->procs_cap * 2 : 16;
 		struct gproc **n = realloc(t->procs, c * sizeof(*n));
@@ -543,14 +298,23 @@ int growth_tracer_add_process(struct growth_tracer *t, pid_t pid, const struct p
 		return -1;
 	}
 	g->pid = pid;
-	g->rss_start = tm_proc_rss(pid);
+	growth_state_init(&g->state);
+	g->state.brk = current_brk(pid);
 	g->start_ns = tm_now_ns();
-	zero.sample_gap = 1;
-	zero.sample_countdown = 1;
-	if (bpf_map__update_elem(t->skel->maps.stats, &key, sizeof(key), &zero, sizeof(zero), BPF_ANY) ||
-	    bpf_map__update_elem(t->skel->maps.procs, &key, sizeof(key), cfg, sizeof(*cfg), BPF_ANY)) {
+	/* stats first: a process in "procs" without stats is not traced */
+	if (bpf_map__update_elem(t->skel->maps.stats, &key, sizeof(key), &zero, sizeof(zero), BPF_ANY)) {
 		tm_error_set(err, "cannot register PID %d with the BPF programs: %s", (int)pid,
 			     strerror(errno));
+		free(g);
+		return -1;
+	}
+	/* RSS read after the stats are in place and before faults are counted:
+	 * faults in between would be in both */
+	g->rss_start = g->rss_last = tm_proc_rss(pid);
+	if (bpf_map__update_elem(t->skel->maps.procs, &key, sizeof(key), cfg, sizeof(*cfg), BPF_ANY)) {
+		tm_error_set(err, "cannot register PID %d with the BPF programs: %s", (int)pid,
+			     strerror(errno));
+		bpf_map__delete_elem(t->skel->maps.stats, &key, sizeof(key), 0);
 		free(g);
 		return -1;
 	}
@@ -563,34 +327,40 @@ void growth_tracer_forget_process(struct growth_tracer *t, pid_t pid)
 	struct gproc *g = gproc_find(t, pid);
 	__u32 key = (__u32)pid;
 
-	if (g && !g->have_final)
-		g->have_final = !bpf_map__lookup_elem(t->skel->maps.stats, &key, sizeof(key),
-						       &g->final, sizeof(g->final), 0);
-	if (g)
-		g->exited = true;
+	if (g) {
+		gproc_end(t, g, GROWTH_END_EXIT);
+		return;
+	}
 	bpf_map__delete_elem(t->skel->maps.procs, &key, sizeof(key), 0);
 	bpf_map__delete_elem(t->skel->maps.stats, &key, sizeof(key), 0);
 }
 
 void growth_tracer_remove_process(struct growth_tracer *t, pid_t pid)
 {
+	__u32 key = (__u32)pid;
+
 	for (size_t i = 0; i < t->nprocs; i++) {
 		if (t->procs[i]->pid != pid)
 			continue;
-		growth_tracer_forget_process(t, pid);
 		gproc_free(t->procs[i]);
 		t->procs[i] = t->procs[--t->nprocs];
-		return;
+		break;
 	}
+	bpf_map__delete_elem(t->skel->maps.procs, &key, sizeof(key), 0);
+	bpf_map__delete_elem(t->skel->maps.stats, &key, sizeof(key), 0);
 }
 
 int growth_tracer_poll(struct growth_tracer *t, int timeout_ms)
 {
-	int n = ring_buffer__poll(t->rb, timeout_ms);
+	int n = ring_buffer__poll(t->rb, timeout_ms), m;
 
 	if (n == -EINTR)
 		return 0;
-	return n < 0 ? -1 : n;
+	if (n < 0)
+		return -1;
+	/* most records do not wake us (events_flags() in pywalk.bpf.h): drain */
+	m = ring_buffer__consume(t->rb);
+	return m < 0 ? -1 : n + m;
 }
 
 uint64_t growth_tracer_rss_start(struct growth_tracer *t, pid_t pid)
@@ -600,16 +370,14 @@ uint64_t growth_tracer_rss_start(struct growth_tracer *t, pid_t pid)
 	return g ? g->rss_start : 0;
 }
 
+uint64_t growth_tracer_lost_host_events(struct growth_tracer *t)
+{
+	return t->skel->bss->lost_host_events;
+}
+
 uint64_t growth_tracer_memory(struct growth_tracer *t)
 {
 	return tm_tracer_memory(t->skel->obj);
-}
-
-static int cmp_page(const void *a, const void *b)
-{
-	const struct page_slot *x = a, *y = b;
-
-	return x->page < y->page ? -1 : x->page > y->page;
 }
 
 static tm_id traceback_of(struct growth_tracer *t, pid_t pid, uint64_t stack_id, uint64_t *missing)
@@ -623,15 +391,28 @@ static tm_id traceback_of(struct growth_tracer *t, pid_t pid, uint64_t stack_id,
 	return tb;
 }
 
+struct run_ctx {
+	struct growth_tracer *t;
+	struct tm_snapshot *s;
+	pid_t pid;
+	uint64_t missing;
+};
+
+static int add_run(void *ctx, uint64_t addr, uint64_t size, uint64_t stack_id)
+{
+	struct run_ctx *rc = ctx;
+
+	return tm_add_trace(rc->s, TM_GROWTH_DOMAIN_PAGES, size,
+			    traceback_of(rc->t, rc->pid, stack_id, &rc->missing), addr);
+}
+
 struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 					   struct tm_error *err)
 {
 	struct gproc *g = gproc_find(t, pid);
-	struct page_slot *sorted = NULL;
 	struct growth_stats st = {};
-	struct tm_snapshot *s = NULL;
-	uint64_t missing = 0, rss_now;
-	size_t n = 0;
+	struct run_ctx rc = { .t = t, .pid = pid };
+	const struct growth_state *gs;
 	__u32 key = (__u32)pid;
 
 	if (!g) {
@@ -639,72 +420,73 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 		return NULL;
 	}
 	ring_buffer__consume(t->rb);
-	if (g->exited)
+	gs = &g->state;
+	if (g->ended)
 		st = g->final;
 	else
 		bpf_map__lookup_elem(t->skel->maps.stats, &key, sizeof(key), &st, sizeof(st), 0);
-	s = stack_table_clone(&t->stacks);
-	sorted = malloc((g->pages.used ? g->pages.used : 1) * sizeof(*sorted));
-	if (!s || !sorted)
-		goto oom;
-	for (size_t i = 0; i < g->pages.nslots; i++)
-		if (g->pages.slots[i].page)
-			sorted[n++] = g->pages.slots[i];
-	qsort(sorted, n, sizeof(*sorted), cmp_page);
-	/* one trace per run of adjacent sampled pages with the same stack */
-	for (size_t i = 0; i < n;) {
-		size_t j = i + 1;
-		uint64_t weight = sorted[i].weight;
+	if (!g->ended) {
+		uint64_t rss = tm_proc_rss(pid);
 
-		while (j < n && sorted[j].page == sorted[j - 1].page + PAGE &&
-		       sorted[j].stack_id == sorted[i].stack_id)
-			weight += sorted[j++].weight;
-		if (tm_add_trace(s, TM_GROWTH_DOMAIN_PAGES, weight * PAGE,
-				 traceback_of(t, pid, sorted[i].stack_id, &missing), sorted[i].page) < 0)
-			goto oom;
-		i = j;
+		if (rss)
+			g->rss_last = rss;
 	}
-	for (size_t i = 0; i < g->nmaps; i++)
-		if (tm_add_trace(s, TM_GROWTH_DOMAIN_MAPPINGS, g->maps[i].end - g->maps[i].start,
-				 traceback_of(t, pid, g->maps[i].stack_id, &missing), g->maps[i].start) < 0)
+	rc.s = stack_table_clone(&t->stacks);
+	if (!rc.s)
+		goto oom;
+	if (growth_state_page_runs(gs, add_run, &rc))
+		goto oom;
+	for (size_t i = 0; i < gs->nmaps; i++)
+		if (tm_add_trace(rc.s, TM_GROWTH_DOMAIN_MAPPINGS, gs->maps[i].end - gs->maps[i].start,
+				 traceback_of(t, pid, gs->maps[i].stack_id, &rc.missing),
+				 gs->maps[i].start) < 0)
 			goto oom;
-	free(sorted);
-	rss_now = g->exited ? 0 : tm_proc_rss(pid);
-	s->traceback_limit = t->opts.nframe;
-	s->capture.tier = TM_TIER_GROWTH;
-	s->capture.coverage = t->opts.sample_pages > 1 ? TM_COVERAGE_SAMPLED : TM_COVERAGE_COMPLETE;
-	s->capture.sample_period = (uint64_t)(t->opts.sample_pages ? t->opts.sample_pages : 1) * PAGE;
-	s->capture.pid = pid;
-	s->capture.start_ns = g->start_ns;
-	s->capture.taken_ns = tm_now_ns();
-	s->capture.tracer_memory = growth_tracer_memory(t);
-	tm_set_counter(s, "pages.faulted", st.faults);
-	tm_set_counter(s, "pages.sampled", st.samples);
-	tm_set_counter(s, "pages.released", g->pages_released);
-	tm_set_counter(s, "bytes.mapped", g->bytes_mapped);
-	tm_set_counter(s, "bytes.unmapped", g->bytes_unmapped);
-	tm_set_counter(s, "calls.mmap", st.mmaps);
-	tm_set_counter(s, "calls.munmap", st.munmaps);
-	tm_set_counter(s, "calls.mremap", st.mremaps);
-	tm_set_counter(s, "calls.madvise", st.madvises);
-	tm_set_counter(s, "calls.brk", st.brks);
-	tm_set_counter(s, "rss.start", g->rss_start);
-	tm_set_counter(s, "rss.now", rss_now);
-	tm_set_counter(s, "process.exited", g->exited);
-	tm_set_counter(s, "lost.events", st.lost_events);
-	tm_set_counter(s, "lost.bad_events", t->bad_events);
-	tm_set_counter(s, "lost.bpf_recursion", tm_bpf_recursion_misses(t->skel->obj));
-	tm_set_counter(s, "lost.stack_events", st.walk.lost_stack_events);
-	tm_set_counter(s, "lost.stack_unknown", missing);
-	tm_set_counter(s, "frames.unreadable_stacks", st.walk.unreadable_stacks);
-	tm_set_counter(s, "frames.unresolved", t->stacks.unresolved_frames);
-	tm_set_counter(s, "frames.truncated_walks", st.walk.truncated_stacks);
-	tm_set_counter(s, "calls.no_thread_state", st.walk.no_tstate);
-	tm_set_counter(s, "calls.before_runtime_init", st.walk.before_init);
-	return s;
+	rc.s->traceback_limit = t->opts.nframe;
+	rc.s->capture.tier = TM_TIER_GROWTH;
+	rc.s->capture.coverage = t->opts.sample_pages > 1 ? TM_COVERAGE_SAMPLED : TM_COVERAGE_COMPLETE;
+	rc.s->capture.sample_period = (uint64_t)(t->opts.sample_pages ? t->opts.sample_pages : 1) * GROWTH_PAGE;
+	rc.s->capture.pid = pid;
+	rc.s->capture.start_ns = g->start_ns;
+	rc.s->capture.taken_ns = tm_now_ns();
+	/* tracemalloc's traced memory: what the resident-page traces add up to */
+	rc.s->capture.traced_current = gs->pages_held * GROWTH_PAGE;
+	rc.s->capture.traced_peak = gs->pages_peak * GROWTH_PAGE;
+	rc.s->capture.tracer_memory = growth_tracer_memory(t);
+	if (tm_set_counter(rc.s, "pages.faulted", st.faults) ||
+	    tm_set_counter(rc.s, "pages.kernel_faulted", st.kernel_faults) ||
+	    tm_set_counter(rc.s, "pages.sampled", st.samples) ||
+	    tm_set_counter(rc.s, "pages.received", gs->pages_received) ||
+	    tm_set_counter(rc.s, "pages.refaulted", gs->pages_refaulted) ||
+	    tm_set_counter(rc.s, "pages.released", gs->pages_released) ||
+	    tm_set_counter(rc.s, "bytes.mapped", gs->bytes_mapped) ||
+	    tm_set_counter(rc.s, "bytes.unmapped", gs->bytes_unmapped) ||
+	    tm_set_counter(rc.s, "calls.mmap", st.mmaps) ||
+	    tm_set_counter(rc.s, "calls.munmap", st.munmaps) ||
+	    tm_set_counter(rc.s, "calls.mremap", st.mremaps) ||
+	    tm_set_counter(rc.s, "calls.madvise", st.madvises) ||
+	    tm_set_counter(rc.s, "calls.brk", st.brks) ||
+	    tm_set_counter(rc.s, "rss.start", g->rss_start) ||
+	    tm_set_counter(rc.s, "rss.now", g->rss_last) ||
+	    tm_set_counter(rc.s, "process.exited", g->ended == GROWTH_END_EXIT) ||
+	    tm_set_counter(rc.s, "process.exec", g->ended == GROWTH_END_EXEC) ||
+	    tm_set_counter(rc.s, "lost.events", st.lost_events) ||
+	    tm_set_counter(rc.s, "lost.pages", st.lost_pages) ||
+	    tm_set_counter(rc.s, "lost.syscalls", st.lost_syscalls) ||
+	    tm_set_counter(rc.s, "lost.host_events", growth_tracer_lost_host_events(t)) ||
+	    tm_set_counter(rc.s, "lost.bad_events", t->bad_events) ||
+	    tm_set_counter(rc.s, "lost.out_of_memory", gs->oom) ||
+	    tm_set_counter(rc.s, "lost.bpf_recursion", tm_bpf_recursion_misses(t->skel->obj)) ||
+	    tm_set_counter(rc.s, "lost.stack_events", st.walk.lost_stack_events) ||
+	    tm_set_counter(rc.s, "lost.stack_unknown", rc.missing) ||
+	    tm_set_counter(rc.s, "frames.unreadable_stacks", st.walk.unreadable_stacks) ||
+	    tm_set_counter(rc.s, "frames.unresolved", t->stacks.unresolved_frames) ||
+	    tm_set_counter(rc.s, "frames.truncated_walks", st.walk.truncated_stacks) ||
+	    tm_set_counter(rc.s, "calls.no_thread_state", st.walk.no_tstate) ||
+	    tm_set_counter(rc.s, "calls.before_runtime_init", st.walk.before_init))
+		goto oom;
+	return rc.s;
 oom:
-	free(sorted);
-	tm_snapshot_free(s);
+	tm_snapshot_free(rc.s);
 	tm_error_set(err, "out of memory");
 	return NULL;
 }

@@ -636,8 +636,10 @@ static void analyze_inlining(const struct elf_file *ef, struct py_interp *pi)
 
 /* ---------------------------------------------------------------- common set-up */
 
+/* full: also the allocator tables and the inlining analysis (the exact
+ * tier's capture plan; most of the cost) */
 static int finish_module(struct elf_file *ef, struct py_interp *pi, const uint8_t *debug_raw,
-			 const char *debug_from, struct tm_error *err)
+			 const char *debug_from, bool full, struct tm_error *err)
 {
 	const struct py_version_offsets *tab;
 	int ret;
@@ -687,10 +689,12 @@ static int finish_module(struct elf_file *ef, struct py_interp *pi, const uint8_
 			return -ENOENT;
 		}
 	}
-	ret = find_tables(ef, pi, err);
-	if (ret)
-		return ret;
-	analyze_inlining(ef, pi);
+	if (full) {
+		ret = find_tables(ef, pi, err);
+		if (ret)
+			return ret;
+		analyze_inlining(ef, pi);
+	}
 	pi->off.tsd_first_block = pi->tsd.first_block;
 	pi->off.tsd_second_level = pi->tsd.second_level;
 	return 0;
@@ -698,7 +702,7 @@ static int finish_module(struct elf_file *ef, struct py_interp *pi, const uint8_
 
 /* ---------------------------------------------------------------- live process */
 
-int py_interp_open_pid(pid_t pid, struct py_interp *pi, struct tm_error *err)
+static int open_pid(pid_t pid, struct py_interp *pi, bool full, struct tm_error *err)
 {
 	struct procmaps maps;
 	struct elf_file ef;
@@ -788,12 +792,22 @@ int py_interp_open_pid(pid_t pid, struct py_interp *pi, struct tm_error *err)
 		}
 		debug_raw = raw;
 	}
-	ret = finish_module(&ef, pi, debug_raw, "live process", err);
+	ret = finish_module(&ef, pi, debug_raw, "live process", full, err);
 close:
 	elf_file_close(&ef);
 out:
 	procmaps_free(&maps);
 	return ret;
+}
+
+int py_interp_open_pid(pid_t pid, struct py_interp *pi, struct tm_error *err)
+{
+	return open_pid(pid, pi, true, err);
+}
+
+int py_interp_open_pid_walker(pid_t pid, struct py_interp *pi, struct tm_error *err)
+{
+	return open_pid(pid, pi, false, err);
 }
 
 /* ---------------------------------------------------------------- binary before start */
@@ -854,7 +868,7 @@ int py_interp_open_binary(const char *path, struct py_interp *pi, struct tm_erro
 		ret = glibc_tsd_from_file(libc, &pi->tsd, err);
 	if (ret)
 		goto close;
-	ret = finish_module(mod, pi, NULL, "file", err);
+	ret = finish_module(mod, pi, NULL, "file", true, err);
 close:
 	if (have_lib)
 		elf_file_close(&lib);

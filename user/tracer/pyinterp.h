@@ -131,6 +131,12 @@ struct py_interp {
  * debug or free-threaded build, not glibc. Returns 0 or a negative errno. */
 int py_interp_open_pid(pid_t pid, struct py_interp *pi, struct tm_error *err);
 
+/* py_interp_open_pid() without what only the exact tier's capture plan
+ * needs (allocator tables, inlining analysis: most of its cost): what the
+ * frame walker and the symbolizer need, for the growth tier, which examines
+ * every process as it starts. tables[] and inl are left empty. */
+int py_interp_open_pid_walker(pid_t pid, struct py_interp *pi, struct tm_error *err);
+
 /* Inspects a python executable before it runs (path on the host). The
  * interpreter is the executable itself or the libpython it loads (DT_NEEDED,
  * resolved with its RPATH/RUNPATH, LD_LIBRARY_PATH, ld.so.cache, default
