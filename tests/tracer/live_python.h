@@ -2,7 +2,7 @@
 /*
  * Live CPython processes for the tracer tests: the interpreters of this
  * machine, spawning one with pipes, reading its lines. Defined in
- * test_discovery.c.
+ * live_python.c, the one implementation every tracer test file uses.
  */
 #ifndef TMBPF_TESTS_LIVE_PYTHON_H
 #define TMBPF_TESTS_LIVE_PYTHON_H
@@ -20,6 +20,8 @@ struct disc_python {
 extern const struct disc_python disc_pythons[];
 extern const size_t disc_npythons;
 
+/* pyenv's root: $PYENV_ROOT, else ~/.pyenv. */
+void disc_pyenv_root(char *out, size_t size);
 void disc_python_path(const struct disc_python *py, char *out, size_t size);
 /* Skips the current test, loudly, unless root and the interpreter exists. */
 void disc_require(const struct disc_python *py, char *out, size_t size);
@@ -34,6 +36,8 @@ struct disc_proc {
 
 void disc_spawn(struct disc_proc *p, char *const argv[], char *const extra_env[]);
 void disc_read_ready(struct disc_proc *p);
-void disc_stop(struct disc_proc *p);
+/* Closes its stdin, waits 2 s for it to exit (then kills it), frees p.
+ * Returns its wait status, or -1 when it had to be killed. */
+int disc_stop(struct disc_proc *p);
 
 #endif

@@ -24,156 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "live_python.h"
 #include "tracer/elfinfo.h"
 #include "tracer/glibc_tsd.h"
 #include "tracer/pycode.h"
 #include "tracer/pyinterp.h"
 #include "tracer/remote.h"
 #include "tracer/x86dec.h"
-
-/* ---------------------------------------------------------------- helpers shared with test_pycode.c */
-
-struct disc_python {
-	const char *name;               /* "3.8", "debian-3.11" */
-	const char *version;            /* pyenv version directory, NULL for Debian's */
-	unsigned minor;
-};
-
-const struct disc_python disc_pythons[] = {
-	{ "3.8", "3.8.18", 8 },
-	{ "3.9", "3.9.18", 9 },
-	{ "3.10", "3.10.13", 10 },
-	{ "3.11", "3.11.7", 11 },
-	{ "3.12", "3.12.1", 12 },
-	{ "3.13", "3.13.0", 13 },
-	{ "debian-3.11", NULL, 11 },
-};
-const size_t disc_npythons = sizeof(disc_pythons) / sizeof(disc_pythons[0]);
-
-/* pyenv's root: $PYENV_ROOT, else ~/.pyenv (root's when HOME is unset). */
-static void pyenv_root(char *out, size_t size)
-{
-	const char *root = getenv("PYENV_ROOT"), *home = getenv("HOME");
-
-	if (root)
-		snprintf(out, size, "%s", root);
-	else
-		snprintf(out, size, "%s/.pyenv", home ? home : "/root");
-}
-
-/* Path of an interpreter. */
-void disc_python_path(const struct disc_python *py, char *out, size_t size)
-{
-	char root[256];
-
-	if (!py->version) {
-		snprintf(out, size, "/usr/bin/python3.%u", py->minor);
-		return;
-	}
-	pyenv_root(root, sizeof(root));
-	snprintf(out, size, "%s/versions/%s/bin/python3.%u", root, py->version, py->minor);
-}
-
-/* Skips the current test, loudly, unless we are root and the interpreter
- * exists. Returns the interpreter path in out. */
-void disc_require(const struct disc_python *py, char *out, size_t size)
-{
-	if (geteuid() != 0) {
-		cr_log_warn("SKIPPED %s: reading another process's memory needs root", py ? py->name : "");
-		fprintf(stderr, "SKIPPED %s: reading another process's memory needs root\n", py ? py->name : "");
-		cr_skip_test("not root");
-	}
-	if (!py)
-		return;
-	disc_python_path(py, out, size);
-	if (access(out, X_OK) != 0) {
-		cr_log_warn("SKIPPED CPython %s: %s is not installed", py->name, out);
-		fprintf(stderr, "SKIPPED CPython %s: %s is not installed\n", py->name, out);
-		cr_skip_test("%s missing", out);
-	}
-}
-
-struct disc_proc {
-	pid_t pid;
-	FILE *out;                      /* its stdout */
-	int in_fd;                      /* its stdin */
-	char **lines;
-	size_t nlines, cap;
-};
-
-/* Starts argv with pipes on stdin/stdout; extra_env ("K=V", NULL-ended) is
- * added to the environment. */
-void disc_spawn(struct disc_proc *p, char *const argv[], char *const extra_env[])
-{
-	int in[2], out[2];
-
-	memset(p, 0, sizeof(*p));
-	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
-	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
-	p->pid = fork();
-	cr_assert_geq(p->pid, 0);
-	if (p->pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		for (size_t i = 0; extra_env && extra_env[i]; i++)
-			putenv(extra_env[i]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	p->in_fd = in[1];
-	p->out = fdopen(out[0], "r");
-	cr_assert_not_null(p->out);
-}
-
-/* Reads lines until one starting with "READY"; keeps them all. */
-void disc_read_ready(struct disc_proc *p)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-
-	while ((n = getline(&line, &cap, p->out)) > 0) {
-		if (line[n - 1] == '\n')
-			line[n - 1] = '\0';
-		if (p->nlines == p->cap) {
-			p->cap = p->cap ? 2 * p->cap : 256;
-			p->lines = realloc(p->lines, p->cap * sizeof(*p->lines));
-			cr_assert_not_null(p->lines);
-		}
-		p->lines[p->nlines++] = strdup(line);
-		if (strncmp(line, "READY", 5) == 0)
-			break;
-	}
-	free(line);
-	cr_assert(p->nlines > 0 && strncmp(p->lines[p->nlines - 1], "READY", 5) == 0,
-		  "the target process did not get ready (exited?)");
-}
-
-void disc_stop(struct disc_proc *p)
-{
-	int status;
-
-	if (p->in_fd >= 0)
-		close(p->in_fd);        /* EOF on stdin: the script returns */
-	p->in_fd = -1;
-	for (int i = 0; i < 100; i++) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
-			goto done;
-		usleep(20000);
-	}
-	kill(p->pid, SIGKILL);
-	waitpid(p->pid, &status, 0);
-done:
-	if (p->out)
-		fclose(p->out);
-	for (size_t i = 0; i < p->nlines; i++)
-		free(p->lines[i]);
-	free(p->lines);
-	memset(p, 0, sizeof(*p));
-	p->in_fd = -1;
-}
 
 /* The first line starting with "key ", or NULL. */
 static const char *fact(const struct disc_proc *p, const char *key)
@@ -500,7 +357,7 @@ static void unsupported(const char *version, const char *exe, const char *expect
 	struct py_interp *pi = &pi_storage;
 	struct tm_error err;
 
-	pyenv_root(root, sizeof(root));
+	disc_pyenv_root(root, sizeof(root));
 	snprintf(path, sizeof(path), "%s/versions/%s/bin/%s", root, version, exe);
 	if (access(path, X_OK) != 0) {
 		cr_log_warn("SKIPPED unsupported-version check for %s: %s is not installed", version, path);

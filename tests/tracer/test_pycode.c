@@ -19,28 +19,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "live_python.h"
 #include "tracer/pycode.h"
 #include "tracer/pyinterp.h"
 #include "tracer/remote.h"
-
-/* Helpers defined in test_discovery.c (same test binary). */
-struct disc_python {
-	const char *name;
-	const char *version;
-	unsigned minor;
-};
-struct disc_proc {
-	pid_t pid;
-	FILE *out;
-	int in_fd;
-	char **lines;
-	size_t nlines, cap;
-};
-extern const struct disc_python disc_pythons[];
-void disc_require(const struct disc_python *py, char *out, size_t size);
-void disc_spawn(struct disc_proc *p, char *const argv[], char *const extra_env[]);
-void disc_read_ready(struct disc_proc *p);
-void disc_stop(struct disc_proc *p);
 
 static struct py_interp interp;
 
