@@ -27,7 +27,8 @@ const volatile __u32 sample_pages = 16;         /* mean fault-sample gap; 1 = ev
 const volatile bool report_execs = false;       /* host-wide mode: tell user space about execs and forks */
 
 /* Host-wide events (exec, fork) that the full ring buffer dropped: processes
- * that may start untraced. */
+ * that may start untraced. These few events wake the reader at once: a
+ * process that runs for a fraction of a second is examined as it starts. */
 __u64 lost_host_events = 0;
 
 struct {
@@ -104,7 +105,7 @@ static __always_inline struct py_proc *traced(__u32 tgid, struct growth_stats **
 
 static __always_inline int emit(struct growth_stats *st, struct growth_event *ev)
 {
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0)) {
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), events_flags())) {
 		__sync_fetch_and_add(&st->lost_events, 1);
 		return -1;
 	}
@@ -322,13 +323,13 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 	if (traced(tgid, &st)) {
 		bpf_map_delete_elem(&procs, &tgid);
 		ev.arg = GROWTH_EXEC_TRACED;
-		if (!bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+		if (!bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
 			return 0;
 		__sync_fetch_and_add(&st->lost_events, 1);
 	} else if (!report_execs) {
 		return 0;
 	}
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
 		__sync_fetch_and_add(&lost_host_events, 1);
 	return 0;
 }
@@ -350,7 +351,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	ev.tgid = child->tgid;
 	ev.parent = ptgid;
 	bpf_probe_read_kernel_str(ev.comm, sizeof(ev.comm), parent->comm);
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), BPF_RB_FORCE_WAKEUP))
 		__sync_fetch_and_add(&lost_host_events, 1);
 	return 0;
 }

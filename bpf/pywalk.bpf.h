@@ -98,6 +98,19 @@ struct {
 const volatile __u32 nframe_max = 1;            /* tracemalloc's traceback limit */
 const volatile __u32 max_walk = PY_DEFAULT_MAX_WALK;
 
+/* Records do not wake the reader one by one: each wakeup is an irq_work, a
+ * self-IPI on the CPU of the thread being traced (a VM exit under
+ * virtualization), and cost the growth tier ~25% of a fast-growing program's
+ * time (scripts/bench-growth). The tracers poll on a timeout and drain what is
+ * there; a reader is woken early only when a good part of the buffer waits. */
+#define EVENTS_WAKEUP_BYTES (1u << 20)
+
+static __always_inline __u64 events_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= EVENTS_WAKEUP_BYTES ?
+	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline __u64 mix64(__u64 h)
 {
 	/* murmur3 fmix64: the stack id must spread well, it keys two hash maps */
@@ -469,7 +482,7 @@ static long code_loop_cb(__u32 i, void *ctx)
 	size = offsetof(struct code_event, data) + PY_CODE_STR_MAX + ev->lt_nbytes;
 	if (size > sizeof(*ev))
 		return 0;
-	if (bpf_ringbuf_output(&events, ev, size, 0)) {
+	if (bpf_ringbuf_output(&events, ev, size, events_flags())) {
 		__sync_fetch_and_add(&c->wc->lost_stack_events, 1);
 		return 0;
 	}
@@ -512,7 +525,7 @@ static __always_inline __u64 py_stack_id(struct py_proc *p, __u32 tgid, struct w
 	if (size > sizeof(*r))
 		return 0;
 	r->type = PY_EV_STACK;
-	if (bpf_ringbuf_output(&events, r, size, 0)) {
+	if (bpf_ringbuf_output(&events, r, size, events_flags())) {
 		__sync_fetch_and_add(&wc->lost_stack_events, 1);
 		return 0;
 	}

@@ -280,11 +280,15 @@ int exact_tracer_attach_file(struct exact_tracer *t, const struct exact_probe *p
 
 int exact_tracer_poll(struct exact_tracer *t, int timeout_ms)
 {
-	int n = ring_buffer__poll(t->rb, timeout_ms);
+	int n = ring_buffer__poll(t->rb, timeout_ms), m;
 
 	if (n == -EINTR)
 		return 0;
-	return n < 0 ? -1 : n;
+	if (n < 0)
+		return -1;
+	/* most records do not wake us (events_flags() in pywalk.bpf.h): drain */
+	m = ring_buffer__consume(t->rb);
+	return m < 0 ? -1 : n + m;
 }
 
 bool exact_tracer_finalized(struct exact_tracer *t, pid_t pid)
