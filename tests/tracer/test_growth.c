@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "live_python.h"
+#include "snapshot/filter.h"
 #include "snapshot/snapfile.h"
 #include "snapshot/stats.h"
 #include "tracer/bpf_util.h"
@@ -98,7 +99,8 @@ static void check_sums(const struct growth_state *gs)
 		mapped += gs->maps[i].end - gs->maps[i].start;
 	}
 	cr_assert_eq(held, gs->pages_held);
-	cr_assert_eq(gs->pages_held, gs->pages_received - gs->pages_released - gs->pages_refaulted);
+	cr_assert_eq(gs->pages_held, gs->pages_received + gs->pages_populated - gs->pages_released -
+		     gs->pages_refaulted);
 	cr_assert_eq(mapped, gs->bytes_mapped - gs->bytes_unmapped);
 	cr_assert_geq(gs->pages_peak, gs->pages_held);
 	cr_assert_eq(gs->oom, 0);
@@ -593,4 +595,1098 @@ Test(growth, state_against_the_kernel)
 		o.ops[8] + o.ops[9] + o.ops[10]);
 	munmap(o.arena, ARENA_PAGES * PAGE);
 	growth_state_free(&o.gs);
+}
+
+/* ---------------------------------------------------------------- live workloads */
+
+#define WORKLOAD "tests/py/growth_workload.py"
+#define SHORT "tests/py/growth_short.py"
+#define TMBPF "build/san/tmbpf"
+
+struct site {
+	char name[24];
+	unsigned lineno;
+};
+
+struct workload {
+	struct disc_proc p;
+	char file[1024];                /* co_filename of the workload's code */
+	struct site sites[16];
+	size_t nsites;
+	char mark[1024];
+};
+
+/* Starts growth_workload.py MODE ARG and reads its FILE/SITE lines. */
+static void workload_start(struct workload *w, const char *python, const char *mode, const char *arg)
+{
+	char *argv[] = { (char *)python, WORKLOAD, (char *)mode, (char *)arg, NULL };
+
+	memset(w, 0, sizeof(*w));
+	disc_spawn(&w->p, argv, NULL);
+	disc_read_ready(&w->p);
+	for (size_t i = 0; i < w->p.nlines; i++) {
+		const char *l = w->p.lines[i];
+		struct site *s = &w->sites[w->nsites];
+
+		if (!strncmp(l, "FILE ", 5))
+			snprintf(w->file, sizeof(w->file), "%s", l + 5);
+		else if (w->nsites < 16 && sscanf(l, "SITE %23s %u", s->name, &s->lineno) == 2)
+			w->nsites++;
+	}
+	cr_assert(w->file[0] && w->nsites >= 6, "the workload did not say where its sites are");
+}
+
+static unsigned site_line(const struct workload *w, const char *name)
+{
+	for (size_t i = 0; i < w->nsites; i++)
+		if (!strcmp(w->sites[i].name, name))
+			return w->sites[i].lineno;
+	cr_assert_fail("no site %s", name);
+	return 0;
+}
+
+static void workload_go(struct workload *w)
+{
+	cr_assert_eq(write(w->p.in_fd, "go\n", 3), 3);
+}
+
+/* Waits for the MARK line (polling the tracer meanwhile, when given). */
+static void workload_mark(struct workload *w, struct growth_tracer *t)
+{
+	for (int i = 0; i < 3000; i++) {        /* 30 s */
+		struct pollfd pfd = { .fd = fileno(w->p.out), .events = POLLIN };
+
+		if (t)
+			cr_assert_geq(growth_tracer_poll(t, 0), 0);
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		cr_assert_not_null(fgets(w->mark, sizeof(w->mark), w->p.out), "the workload ended before MARK");
+		if (!strncmp(w->mark, "MARK", 4))
+			return;
+	}
+	cr_assert_fail("timed out waiting for the workload's MARK");
+}
+
+static uint64_t mark_value(const struct workload *w, const char *key)
+{
+	char pat[40];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), " %s=", key);
+	p = strstr(w->mark, pat);
+	cr_assert_not_null(p, "MARK has no %s: %s", key, w->mark);
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+static uint64_t counter_of(const struct tm_snapshot *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->capture.ncounters; i++) {
+		struct tm_str n = tm_string(s, s->capture.counters[i].name);
+
+		if (n.len == strlen(name) && !memcmp(n.data, name, n.len))
+			return s->capture.counters[i].value;
+	}
+	cr_assert_fail("snapshot has no counter %s", name);
+	return 0;
+}
+
+static void print_counters(const char *who, const struct tm_snapshot *s)
+{
+	fprintf(stderr, "%s counters:", who);
+	for (uint32_t i = 0; i < s->capture.ncounters; i++) {
+		struct tm_str n = tm_string(s, s->capture.counters[i].name);
+
+		if (s->capture.counters[i].value)
+			fprintf(stderr, " %.*s=%" PRIu64, (int)n.len, n.data, s->capture.counters[i].value);
+	}
+	fputc('\n', stderr);
+}
+
+/* Domain-1 bytes per line of the workload's file. */
+static uint64_t line_bytes(const struct tm_snapshot *s, const char *file, unsigned lineno)
+{
+	uint64_t total = 0;
+
+	for (uint64_t i = 0; i < s->ntraces; i++) {
+		const struct tm_trace *tr = &s->traces[i];
+		const struct tm_frame *f = &s->frames[tm_traceback_frames(s, tr->traceback)[0]];
+		struct tm_str name = tm_string(s, f->filename);
+
+		if (tr->domain == TM_GROWTH_DOMAIN_PAGES && f->lineno == lineno &&
+		    name.len == strlen(file) && !memcmp(name.data, file, name.len))
+			total += tr->size;
+	}
+	return total;
+}
+
+/* The top lines by size of domain 1 (statistics('lineno') order). */
+static void expect_top_sites(struct tm_snapshot *s, const struct workload *w, const char *const *names,
+			     size_t n, const char *who)
+{
+	struct tm_error err = { "" };
+	struct tm_stats st;
+
+	cr_assert_eq(tm_statistics(s, TM_KEY_LINENO, false, &st, &err), 0, "%s", err.msg);
+	cr_assert_geq(st.n, n);
+	for (size_t i = 0; i < n; i++) {
+		const struct tm_statistic *x = &st.stats[i];
+		bool found = false;
+
+		for (size_t k = 0; k < n; k++)
+			found |= x->frames[0].lineno == site_line(w, names[k]) &&
+				 x->frames[0].filename.len == strlen(w->file) &&
+				 !memcmp(x->frames[0].filename.data, w->file, strlen(w->file));
+		cr_expect(found, "%s: line #%zu by size is %.*s:%u (%" PRIu64 " B), not a growing site", who,
+			  i + 1, (int)x->frames[0].filename.len, x->frames[0].filename.data,
+			  x->frames[0].lineno, x->size);
+	}
+	tm_stats_free(&st);
+}
+
+/* ---------------------------------------------------------------- pagemap */
+
+struct page_set {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static void page_set_add(struct page_set *ps, uint64_t page)
+{
+	if (ps->n == ps->cap) {
+		ps->cap = ps->cap ? ps->cap * 2 : 4096;
+		ps->v = realloc(ps->v, ps->cap * sizeof(*ps->v));
+		cr_assert_not_null(ps->v);
+	}
+	ps->v[ps->n++] = page;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool page_set_has(const struct page_set *ps, uint64_t page)
+{
+	return ps->n && bsearch(&page, ps->v, ps->n, sizeof(*ps->v), cmp_u64);
+}
+
+#define PM_PRESENT (1ull << 63)
+#define PM_PFN(e) ((e) & ((1ull << 55) - 1))
+
+/* The page frame of the shared zero page: an anonymous page only read maps
+ * it, which counts in no RSS. */
+static uint64_t zero_page_pfn(void)
+{
+	volatile uint8_t *p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	cr_assert_neq((void *)p, MAP_FAILED);
+	cr_assert_geq(fd, 0);
+	(void)p[0];
+	cr_assert_eq(pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * 8)), 8);
+	close(fd);
+	munmap((void *)p, PAGE);
+	cr_assert(e & PM_PRESENT);
+	return PM_PFN(e);
+}
+
+/* Every page of pid that is resident and counts in its RSS: present, not
+ * the zero page. Sorted. */
+static void resident_pages(pid_t pid, uint64_t zero_pfn, struct page_set *out)
+{
+	char path[64], line[512];
+	uint64_t *buf = malloc(4096 * sizeof(*buf));
+	FILE *maps;
+	int fd;
+
+	cr_assert_not_null(buf);
+	out->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "re");
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY);
+	cr_assert(maps && fd >= 0);
+	while (fgets(line, sizeof(line), maps)) {
+		unsigned long long lo, hi;
+
+		if (sscanf(line, "%llx-%llx", &lo, &hi) != 2 || strstr(line, "[vsyscall]"))
+			continue;
+		for (uint64_t a = lo; a < hi;) {
+			size_t n = (hi - a) / PAGE < 4096 ? (hi - a) / PAGE : 4096;
+			ssize_t got = pread(fd, buf, n * 8, (off_t)(a / PAGE * 8));
+
+			if (got <= 0)
+				break;
+			for (size_t i = 0; i < (size_t)got / 8; i++)
+				if ((buf[i] & PM_PRESENT) && PM_PFN(buf[i]) != zero_pfn)
+					page_set_add(out, a + i * PAGE);
+			a += (uint64_t)got / 8 * PAGE;
+		}
+	}
+	fclose(maps);
+	close(fd);
+	free(buf);
+	qsort(out->v, out->n, sizeof(*out->v), cmp_u64);
+}
+
+/* ---------------------------------------------------------------- live: every fault sampled */
+
+struct live {
+	struct symbolizer *sy;
+	struct growth_tracer *t;
+	struct py_interp pi;
+};
+
+static void live_open(struct live *l, pid_t pid, const struct growth_opts *go)
+{
+	struct tm_error err = { "" };
+	struct frame_resolver res;
+
+	cr_assert_eq(py_interp_open_pid_walker(pid, &l->pi, &err), 0, "%s", err.msg);
+	l->sy = symbolizer_new();
+	cr_assert_not_null(l->sy);
+	cr_assert_eq(symbolizer_add(l->sy, pid, &l->pi), 0);
+	res = symbolizer_resolver(l->sy);
+	l->t = growth_tracer_open(go, &res, NULL, &err);
+	cr_assert_not_null(l->t, "%s", err.msg);
+}
+
+static void live_add(struct live *l, pid_t pid)
+{
+	struct tm_error err = { "" };
+	struct py_proc cfg;
+
+	symbolizer_proc_config(&l->pi, &cfg);
+	cr_assert_eq(growth_tracer_add_process(l->t, pid, &cfg, &err), 0, "%s", err.msg);
+}
+
+static void live_close(struct live *l)
+{
+	growth_tracer_close(l->t);
+	symbolizer_free(l->sy);
+}
+
+static const char *const grow_sites[] = { "objects", "bytes", "cache", "cbuf", "kernel", "thread" };
+
+/* Pages the tracer says grew and are held, against the kernel's own list of
+ * resident pages before and after; their share of the RSS growth; where
+ * they are attributed. Every fault sampled (--sample-pages 1). */
+static void live_exact(const struct disc_python *py)
+{
+	struct growth_opts go = { .nframe = 1, .max_walk = 1024, .sample_pages = 1 };
+	struct page_set before = { 0 }, after = { 0 };
+	uint64_t zero_pfn = zero_page_pfn(), ours = 0, ours_resident = 0, grown = 0, grown_ours = 0;
+	struct tm_error err = { "" };
+	struct workload w;
+	struct tm_snapshot *s;
+	struct live l;
+	char python[512];
+	pid_t pid;
+
+	disc_require(py, python, sizeof(python));
+	workload_start(&w, python, "grow", "3");
+	pid = w.p.pid;
+	live_open(&l, pid, &go);
+	resident_pages(pid, zero_pfn, &before);
+	live_add(&l, pid);
+	workload_go(&w);
+	workload_mark(&w, l.t);
+	usleep(100000);                         /* blocked in its read of stdin by now */
+	s = growth_tracer_snapshot(l.t, pid, &err);
+	cr_assert_not_null(s, "%s", err.msg);
+	resident_pages(pid, zero_pfn, &after);
+	print_counters(py->name, s);
+
+	/* page by page */
+	for (uint64_t i = 0; i < s->ntraces; i++) {
+		const struct tm_trace *tr = &s->traces[i];
+
+		if (tr->domain != TM_GROWTH_DOMAIN_PAGES)
+			continue;
+		for (uint64_t a = tr->address; a < tr->address + tr->size; a += PAGE) {
+			ours++;
+			ours_resident += page_set_has(&after, a);
+			if (page_set_has(&after, a) && !page_set_has(&before, a))
+				grown_ours++;
+		}
+	}
+	for (size_t i = 0; i < after.n; i++)
+		grown += !page_set_has(&before, after.v[i]);
+	{
+		double precision = 100.0 * (double)ours_resident / (double)ours;
+		double recall = 100.0 * (double)grown_ours / (double)grown;
+		uint64_t rss0 = counter_of(s, "rss.start"), rss1 = counter_of(s, "rss.now");
+		double share = 100.0 * (double)s->capture.traced_current / (double)(rss1 - rss0);
+
+		fprintf(stderr, "GROWTH live %-11s every fault: %" PRIu64 " pages held, %.2f%% of them resident "
+			"(pagemap); %.2f%% of the %" PRIu64 " pages that became resident are held; "
+			"RSS +%.1f MiB, attributed %.1f MiB = %.1f%% of the RSS growth\n",
+			py->name, ours, precision, recall, grown, (double)(rss1 - rss0) / 1048576.0,
+			(double)s->capture.traced_current / 1048576.0, share);
+		cr_expect_geq(precision, 99.0, "%s: pages held but not resident: %.2f%% resident", py->name, precision);
+		cr_expect_geq(recall, 99.0, "%s: pages that became resident but are not held: %.2f%% held",
+			      py->name, recall);
+		cr_expect(share >= 95.0 && share <= 105.0, "%s: %.1f%% of the RSS growth attributed", py->name, share);
+		cr_expect_gt(rss1 - rss0, 40ull << 20, "%s: the workload grew too little to measure", py->name);
+	}
+	/* the counters add up: every fault is a sample of weight 1, nothing lost */
+	cr_expect_eq(counter_of(s, "pages.faulted"), counter_of(s, "pages.received"));
+	cr_expect_eq(counter_of(s, "pages.faulted"), counter_of(s, "pages.sampled"));
+	cr_expect_eq(s->capture.traced_current / PAGE, counter_of(s, "pages.received") +
+		     counter_of(s, "pages.populated") - counter_of(s, "pages.released") -
+		     counter_of(s, "pages.refaulted"));
+	cr_expect_eq(counter_of(s, "lost.events") + counter_of(s, "lost.pages") +
+		     counter_of(s, "lost.stack_events") + counter_of(s, "lost.stack_unknown") +
+		     counter_of(s, "lost.bad_events") + counter_of(s, "lost.out_of_memory"), 0);
+	/* the kernel's own faults (a read() into a new buffer) are there */
+	cr_expect_geq(counter_of(s, "pages.kernel_faulted"), mark_value(&w, "kernel") / PAGE / 2);
+	/* each site's pages: one page per buffer of slack (its malloc header) */
+	{
+		static const char *const buffers[] = { "bytes", "cbuf", "kernel", "thread" };
+		uint64_t ticks = mark_value(&w, "ticks");
+
+		for (size_t i = 0; i < 4; i++) {
+			uint64_t want = mark_value(&w, buffers[i]) / PAGE;
+			uint64_t got = line_bytes(s, w.file, site_line(&w, buffers[i])) / PAGE;
+			uint64_t slack = (buffers[i][0] == 't' ? want / 24 : ticks) + 2;
+
+			fprintf(stderr, "GROWTH live %-11s site %-7s %" PRIu64 " pages held, %" PRIu64 " filled\n",
+				py->name, buffers[i], got, want);
+			cr_expect(got + slack >= want && got <= want + slack,
+				  "%s: site %s holds %" PRIu64 " pages, its buffers fill %" PRIu64, py->name,
+				  buffers[i], got, want);
+		}
+	}
+	{
+		struct tm_filter f;
+
+		tm_domain_filter_init(&f, true, TM_GROWTH_DOMAIN_PAGES);
+		cr_assert_eq(tm_snapshot_filter_traces(s, &f, 1, &err), 0, "%s", err.msg);
+		expect_top_sites(s, &w, grow_sites, 6, py->name);
+	}
+	tm_snapshot_free(s);
+	free(before.v);
+	free(after.v);
+	live_close(&l);
+	disc_stop(&w.p);
+}
+
+#define PER_PYTHON(prefix, fn, timeout_s)                                                               \
+	Test(growth, prefix##_py38, .timeout = timeout_s) { fn(&disc_pythons[0]); }                    \
+	Test(growth, prefix##_py39, .timeout = timeout_s) { fn(&disc_pythons[1]); }                    \
+	Test(growth, prefix##_py310, .timeout = timeout_s) { fn(&disc_pythons[2]); }                   \
+	Test(growth, prefix##_py311, .timeout = timeout_s) { fn(&disc_pythons[3]); }                   \
+	Test(growth, prefix##_py312, .timeout = timeout_s) { fn(&disc_pythons[4]); }                   \
+	Test(growth, prefix##_py313, .timeout = timeout_s) { fn(&disc_pythons[5]); }                   \
+	Test(growth, prefix##_debian311, .timeout = timeout_s) { fn(&disc_pythons[6]); }
+
+PER_PYTHON(live, live_exact, 60)
+
+/* ---------------------------------------------------------------- the CLI */
+
+struct tmpdir {
+	char path[64];
+};
+
+static void tmpdir_make(struct tmpdir *d)
+{
+	snprintf(d->path, sizeof(d->path), "/tmp/tmbpf-growth-XXXXXX");
+	cr_assert_not_null(mkdtemp(d->path));
+}
+
+static void tmpdir_remove(struct tmpdir *d)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->path);
+	(void)!system(cmd);
+}
+
+/* Starts argv with stdout and stderr to files (NULL: /dev/null). */
+static pid_t start_cmd(char *const argv[], const char *out_path, const char *err_path)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int out = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int err = open(err_path ? err_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (out < 0 || err < 0)
+			_exit(126);
+		dup2(out, 1);
+		dup2(err, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_cmd(pid_t pid, int timeout_s)
+{
+	int status;
+
+	for (int i = 0; i < timeout_s * 100; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	cr_assert_fail("%s: timed out", "command");
+	return -1;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (!f)
+		return strdup("");
+	if (getdelim(&buf, &len, '\0', f) < 0) {
+		free(buf);
+		buf = strdup("");
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Waits until the file holds text (tmbpf's "tracing ..." line). */
+static void wait_for_text(const char *path, const char *text, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 100; i++) {
+		char *s = slurp(path);
+		bool found = strstr(s, text) != NULL;
+
+		free(s);
+		if (found)
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("%s never said '%s'", path, text);
+}
+
+struct diff_line {
+	char filename[1024];
+	unsigned lineno;
+	int64_t size_diff;
+};
+
+/* `tmbpf diff OLD NEW --include-domain 1 --json`, its statistics in order. */
+static size_t tmbpf_diff(const char *dir, const char *old, const char *new, struct diff_line *out,
+			 size_t max)
+{
+	char out_path[128], limit[16];
+	char *argv[] = { TMBPF, "diff", (char *)old, (char *)new, "--include-domain", "1",
+			 "--limit", limit, "--json", NULL };
+	char *json, *p;
+	size_t n = 0;
+
+	snprintf(out_path, sizeof(out_path), "%s/diff.json", dir);
+	snprintf(limit, sizeof(limit), "%zu", max);
+	cr_assert_eq(wait_cmd(start_cmd(argv, out_path, NULL), 30), 0, "tmbpf diff %s %s failed", old, new);
+	json = slurp(out_path);
+	for (p = json; n < max && (p = strstr(p, "\"filename\": \"")); n++) {
+		char *q;
+		long long d;
+
+		p += 13;
+		q = strchr(p, '"');
+		cr_assert_not_null(q);
+		snprintf(out[n].filename, sizeof(out[n].filename), "%.*s", (int)(q - p), p);
+		cr_assert_eq(sscanf(q, "\", \"lineno\": %u}]", &out[n].lineno), 1, "%s", q);
+		q = strstr(q, "\"size_diff\": ");
+		cr_assert_not_null(q);
+		cr_assert_eq(sscanf(q, "\"size_diff\": %lld", &d), 1);
+		out[n].size_diff = d;
+		p = q;
+	}
+	free(json);
+	return n;
+}
+
+static bool is_site(const struct workload *w, const struct diff_line *d, const char *const *names, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (d->lineno == site_line(w, names[k]) && !strcmp(d->filename, w->file))
+			return true;
+	return false;
+}
+
+static struct tm_snapshot *load_snapshot(const char *path)
+{
+	struct tm_error err = { "" };
+	struct tm_snapshot *s = tm_snapshot_load(path, &err);
+
+	cr_assert_not_null(s, "%s", err.msg);
+	return s;
+}
+
+/* The percentage the report prints: "... = X% of the RSS growth". */
+static double report_share(const char *report)
+{
+	const char *p = strstr(report, "% of the RSS growth");
+	double v = -1;
+
+	cr_assert_not_null(p, "the report gives no share of the RSS growth:\n%s", report);
+	while (p > report && p[-1] != ' ')
+		p--;
+	cr_assert_eq(sscanf(p, "%lf", &v), 1);
+	return v;
+}
+
+/* attach --growth --interval 0.5 (default sampling) on a growing workload:
+ * `tmbpf diff` of the first snapshot and a later one lists the growing lines
+ * first; how soon; what share of the RSS growth the final report explains. */
+static void diff_growth(const struct disc_python *py)
+{
+	char python[512], pid_s[16], base[128], out[128], err_path[128], old[160], new[160];
+	char *argv[] = { TMBPF, "attach", "-p", pid_s, "--growth", "--interval", "0.5", "--duration", "2.7",
+			 "-o", base, NULL };
+	struct diff_line d[8];
+	struct tmpdir dir;
+	struct workload w;
+	double detect_s = -1;
+	unsigned last = 0;
+	pid_t tm;
+	char *report;
+
+	disc_require(py, python, sizeof(python));
+	tmpdir_make(&dir);
+	workload_start(&w, python, "grow", "2.2");
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)w.p.pid);
+	snprintf(base, sizeof(base), "%s/s.tmbpf", dir.path);
+	snprintf(out, sizeof(out), "%s/report.txt", dir.path);
+	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
+	tm = start_cmd(argv, out, err_path);
+	wait_for_text(err_path, "tmbpf: tracing PID", 30);
+	workload_go(&w);
+	cr_assert_eq(wait_cmd(tm, 60), 0, "tmbpf attach failed:\n%s", slurp(err_path));
+	workload_mark(&w, NULL);
+	snprintf(old, sizeof(old), "%s/s.1.tmbpf", dir.path);
+	for (unsigned k = 2; k < 20; k++) {
+		struct stat st;
+
+		snprintf(new, sizeof(new), "%s/s.%u.tmbpf", dir.path, k);
+		if (stat(new, &st))
+			break;
+		last = k;
+		if (detect_s < 0) {
+			size_t n = tmbpf_diff(dir.path, old, new, d, 6);
+			bool all = n == 6;
+
+			for (size_t i = 0; i < n; i++)
+				all &= is_site(&w, &d[i], grow_sites, 6) && d[i].size_diff > 0;
+			if (all) {
+				struct tm_snapshot *s = load_snapshot(new);
+
+				detect_s = (double)(s->capture.taken_ns - s->capture.start_ns) / 1e9;
+				tm_snapshot_free(s);
+			}
+		}
+	}
+	cr_assert_geq(last, 4, "too few interval snapshots (%u)", last);
+	/* first against last: the six growing lines, in front */
+	snprintf(new, sizeof(new), "%s/s.%u.tmbpf", dir.path, last);
+	{
+		size_t n = tmbpf_diff(dir.path, old, new, d, 8);
+
+		cr_assert_geq(n, 6);
+		for (size_t i = 0; i < 6; i++)
+			cr_expect(is_site(&w, &d[i], grow_sites, 6) && d[i].size_diff > 256 * 1024,
+				  "%s: diff line #%zu is %s:%u (%+" PRId64 " B), not a growing site", py->name, i + 1,
+				  d[i].filename, d[i].lineno, d[i].size_diff);
+		for (size_t i = 6; i < n; i++)
+			cr_expect_lt(d[i].size_diff, d[5].size_diff / 4, "%s: %s:%u grows as much as a site",
+				     py->name, d[i].filename, d[i].lineno);
+	}
+	report = slurp(out);
+	cr_expect(strstr(report, "Resident memory that grew while tracing"), "%s", report);
+	{
+		double share = report_share(report);
+		struct tm_snapshot *s = load_snapshot(new);
+
+		fprintf(stderr, "GROWTH diff %-11s sampled (16): growing lines first in the diff of snapshot 1 "
+			"and the one taken %.1f s after attaching; final report: %.1f%% of the RSS growth "
+			"attributed (%" PRIu64 " faults, %" PRIu64 " samples)\n", py->name, detect_s, share,
+			counter_of(s, "pages.faulted"), counter_of(s, "pages.sampled"));
+		cr_expect(detect_s > 0 && detect_s <= 30, "%s: the growing lines were not first in any diff",
+			  py->name);
+		cr_expect(share >= 95.0 && share <= 105.0, "%s: %.1f%% of the RSS growth attributed", py->name, share);
+		/* two threads fault at once: the samples' weights still add up to
+		 * the faults, but for those after the last sample (< 2 x 16) */
+		cr_expect_eq(counter_of(s, "lost.pages"), 0);
+		cr_expect(counter_of(s, "pages.received") <= counter_of(s, "pages.faulted") &&
+			  counter_of(s, "pages.faulted") - counter_of(s, "pages.received") < 31,
+			  "%s: weights add up to %" PRIu64 " of %" PRIu64 " faults", py->name,
+			  counter_of(s, "pages.received"), counter_of(s, "pages.faulted"));
+		/* gaps average 16 faults */
+		cr_expect_gt(counter_of(s, "pages.sampled") * 20, counter_of(s, "pages.faulted"),
+			     "%s: fewer samples than one per 20 faults", py->name);
+		cr_expect_lt(counter_of(s, "pages.sampled") * 12, counter_of(s, "pages.faulted"),
+			     "%s: more samples than one per 12 faults", py->name);
+		tm_snapshot_free(s);
+	}
+	free(report);
+	disc_stop(&w.p);
+	tmpdir_remove(&dir);
+}
+
+PER_PYTHON(diff, diff_growth, 90)
+
+/* A workload that allocates and frees as much as the growing one, but holds
+ * a fixed amount: between the first interval snapshot (0.5 s, after its
+ * warm-up) and the last one taken while it runs (2 s), no line of it grows
+ * by more than 256 KiB, all of them together by less than 1 MiB, and RSS by
+ * less than 1 MiB. */
+static void steady(const struct disc_python *py)
+{
+	static const char *const steady_sites[] = { "s_objects", "s_bytes", "s_cache", "s_cbuf", "s_kernel" };
+	char python[512], pid_s[16], base[128], err_path[128], old[160], new[160];
+	char *argv[] = { TMBPF, "attach", "-p", pid_s, "--growth", "--interval", "0.5", "--duration", "2.7",
+			 "-q", "-o", base, NULL };
+	struct diff_line d[64];
+	struct tmpdir dir;
+	struct workload w;
+	struct tm_snapshot *s1, *sn;
+	int64_t total = 0, worst = 0;
+	unsigned last = 0;
+	size_t n;
+	pid_t tm;
+
+	disc_require(py, python, sizeof(python));
+	tmpdir_make(&dir);
+	workload_start(&w, python, "steady", "2.4");
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)w.p.pid);
+	snprintf(base, sizeof(base), "%s/s.tmbpf", dir.path);
+	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
+	tm = start_cmd(argv, NULL, err_path);
+	wait_for_text(err_path, "tmbpf: tracing PID", 30);
+	workload_go(&w);
+	cr_assert_eq(wait_cmd(tm, 60), 0, "tmbpf attach failed:\n%s", slurp(err_path));
+	workload_mark(&w, NULL);
+	for (unsigned k = 1; k < 20; k++) {
+		struct stat st;
+
+		snprintf(new, sizeof(new), "%s/s.%u.tmbpf", dir.path, k);
+		if (stat(new, &st))
+			break;
+		last = k;
+	}
+	cr_assert_geq(last, 5, "too few interval snapshots (%u)", last);
+	/* snapshot 4 (2 s) is taken while the workload still runs */
+	last = 5;
+	snprintf(old, sizeof(old), "%s/s.1.tmbpf", dir.path);
+	snprintf(new, sizeof(new), "%s/s.%u.tmbpf", dir.path, last - 1);
+	n = tmbpf_diff(dir.path, old, new, d, 64);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(d[i].filename, w.file))
+			continue;
+		if (d[i].size_diff > 0)
+			total += d[i].size_diff;
+		if (d[i].size_diff > worst)
+			worst = d[i].size_diff;
+		cr_expect_leq(d[i].size_diff, 256 * 1024, "%s: %s:%u grew by %" PRId64 " B in a steady state",
+			      py->name, d[i].filename, d[i].lineno, d[i].size_diff);
+	}
+	s1 = load_snapshot(old);
+	sn = load_snapshot(new);
+	{
+		int64_t rss = (int64_t)counter_of(sn, "rss.now") - (int64_t)counter_of(s1, "rss.now");
+		uint64_t faulted = counter_of(sn, "pages.faulted") - counter_of(s1, "pages.faulted");
+		uint64_t ticks = mark_value(&w, "ticks");
+
+		fprintf(stderr, "GROWTH steady %-11s %" PRIu64 " ticks (~2 MiB allocated and freed each), "
+			"%" PRIu64 " pages faulted between snapshots 1 and %u: workload lines grew by %+.1f KiB "
+			"in all (largest %+.1f KiB), RSS %+.1f KiB\n", py->name, ticks, faulted, last - 1,
+			(double)total / 1024, (double)worst / 1024, (double)rss / 1024);
+		cr_expect_lt(total, 1 << 20, "%s: the workload's lines grew by %" PRId64 " B", py->name, total);
+		cr_expect_lt(rss, 1 << 20, "%s: RSS grew by %" PRId64 " B: not a steady state", py->name, rss);
+		cr_expect_gt(ticks, 40, "%s: the workload did too little", py->name);
+	}
+	/* what it holds is what one tick holds: its sites are all there */
+	{
+		struct tm_filter f;
+		struct tm_error err = { "" };
+
+		tm_domain_filter_init(&f, true, TM_GROWTH_DOMAIN_PAGES);
+		cr_assert_eq(tm_snapshot_filter_traces(sn, &f, 1, &err), 0);
+		for (size_t i = 0; i < 5; i++)
+			cr_expect_lt(line_bytes(sn, w.file, site_line(&w, steady_sites[i])), 4u << 20,
+				     "%s: site %s holds more than a tick's worth", py->name, steady_sites[i]);
+	}
+	tm_snapshot_free(s1);
+	tm_snapshot_free(sn);
+	disc_stop(&w.p);
+	tmpdir_remove(&dir);
+}
+
+PER_PYTHON(steady, steady, 90)
+
+/* ---------------------------------------------------------------- host-wide, exec, losses */
+
+struct short_proc {
+	const struct disc_python *py;
+	const char *how;                /* growth_short.py's HOW */
+	bool late;                      /* its libpython is mapped 300 ms after exec */
+	char tag[16];
+	pid_t pid;
+	uint64_t started_ns;
+};
+
+/* An LD_AUDIT library that holds ld.so back 300 ms before it maps
+ * libpython: the exec is seen long before the interpreter is there. */
+static bool build_late_loader(const char *dir, char *so, size_t size)
+{
+	char c[160], cmd[512];
+	FILE *f;
+
+	snprintf(c, sizeof(c), "%s/late.c", dir);
+	snprintf(so, size, "%s/late.so", dir);
+	f = fopen(c, "w");
+	cr_assert_not_null(f);
+	fputs("#define _GNU_SOURCE\n#include <link.h>\n#include <string.h>\n#include <unistd.h>\n"
+	      "unsigned int la_version(unsigned int v) { return v; }\n"
+	      "char *la_objsearch(const char *name, uintptr_t *cookie, unsigned int flag)\n"
+	      "{ (void)cookie; if (flag == LA_SER_ORIG && strstr(name, \"libpython\")) usleep(300000);\n"
+	      "  return (char *)name; }\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cc -shared -fPIC -o '%s' '%s' 2>/dev/null", so, c);
+	return system(cmd) == 0;
+}
+
+static pid_t find_pid_line(const char *text, const char *fmt_prefix, const char *must_have, pid_t skip,
+			   const char **from)
+{
+	const char *p = *from;
+
+	while ((p = strstr(p, fmt_prefix))) {
+		const char *eol = strchr(p, '\n');
+		int pid = atoi(p + strlen(fmt_prefix));
+		char line[2048];
+
+		snprintf(line, sizeof(line), "%.*s", eol ? (int)(eol - p) : (int)strlen(p), p);
+		p += strlen(fmt_prefix);
+		if (strstr(line, must_have) && pid != skip) {
+			*from = p;
+			return pid;
+		}
+	}
+	(void)text;
+	return 0;
+}
+
+static void expect_held_site(const char *path, const char *file_suffix, unsigned lineno, const char *who,
+			     bool exec_end)
+{
+	struct tm_snapshot *s = load_snapshot(path);
+	uint64_t best = 0, site = 0;
+	struct tm_error err = { "" };
+	struct tm_stats st;
+	struct tm_filter f;
+
+	cr_expect_eq(counter_of(s, exec_end ? "process.exec" : "process.exited"), 1, "%s: %s", who, path);
+	tm_domain_filter_init(&f, true, TM_GROWTH_DOMAIN_PAGES);
+	cr_assert_eq(tm_snapshot_filter_traces(s, &f, 1, &err), 0);
+	cr_assert_eq(tm_statistics(s, TM_KEY_LINENO, false, &st, &err), 0, "%s", err.msg);
+	cr_expect_gt(st.n, 0, "%s: nothing held in %s", who, path);
+	if (st.n) {
+		const struct tm_stat_frame *fr = &st.stats[0].frames[0];
+		size_t sl = strlen(file_suffix);
+
+		best = st.stats[0].size;
+		if (fr->lineno == lineno && fr->filename.len >= sl &&
+		    !memcmp(fr->filename.data + fr->filename.len - sl, file_suffix, sl))
+			site = best;
+		cr_expect_eq(site, best, "%s: the top line of %s is %.*s:%u, not %s:%u", who, path,
+			     (int)fr->filename.len, fr->filename.data, fr->lineno, file_suffix, lineno);
+	}
+	/* two ticks: it may have been traced late on a busy machine */
+	cr_expect_geq(site, 256 * 1024, "%s: %s holds %" PRIu64 " B at the growing line", who, path, site);
+	tm_stats_free(&st);
+	tm_snapshot_free(s);
+}
+
+static unsigned short_line(const char *name)
+{
+	char line[256], marker[32];
+	unsigned n = 0, found = 0;
+	FILE *f = fopen(SHORT, "re");
+
+	cr_assert_not_null(f);
+	snprintf(marker, sizeof(marker), "# SITE:%s", name);
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		if (strstr(line, marker))
+			found = n;
+	}
+	fclose(f);
+	cr_assert_gt(found, 0);
+	return found;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* attach --all --growth while short processes (0.4 s) of every interpreter
+ * start at once: each is traced and has its final snapshot, written when it
+ * ended, holding what it held then; one execs itself (a second trace under
+ * the same PID), one forks two workers (traced too), one execs a program
+ * that is not Python, one finalises, and one has its libpython mapped
+ * 300 ms after exec (the exec handling looks again until it is there). */
+Test(growth, all_short_lived, .timeout = 120)
+{
+	struct short_proc procs[32];
+	size_t n = 0;
+	char out[128], err_path[128], base[128], late_so[160], env_late[200];
+	char *argv[] = { TMBPF, "attach", "--all", "--growth", "-v", "--duration", "60", "-o", base, NULL };
+	unsigned site = short_line("short"), child = short_line("child");
+	struct tmpdir dir;
+	char *errs, *report;
+	bool have_late;
+	pid_t tm;
+	double worst_ms = 0;
+
+	disc_require(NULL, NULL, 0);
+	tmpdir_make(&dir);
+	snprintf(out, sizeof(out), "%s/report.txt", dir.path);
+	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
+	snprintf(base, sizeof(base), "%s/h.tmbpf", dir.path);
+	have_late = build_late_loader(dir.path, late_so, sizeof(late_so));
+	if (!have_late)
+		cr_log_warn("SKIPPED the late-libpython case: no C compiler to build its LD_AUDIT library");
+	snprintf(env_late, sizeof(env_late), "LD_AUDIT=%s", late_so);
+	for (size_t i = 0; i < disc_npythons; i++) {
+		char path[512];
+
+		disc_python_path(&disc_pythons[i], path, sizeof(path));
+		if (access(path, X_OK)) {
+			cr_log_warn("SKIPPED CPython %s in --all: %s is not installed", disc_pythons[i].name, path);
+			fprintf(stderr, "SKIPPED CPython %s in --all: %s is not installed\n", disc_pythons[i].name, path);
+			continue;
+		}
+		procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "_exit" };
+		if (!disc_pythons[i].version)
+			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "exit" };
+		if (disc_pythons[i].minor == 10 && disc_pythons[i].version)
+			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "exec" };
+		if (disc_pythons[i].minor == 12)
+			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "fork" };
+		if (disc_pythons[i].minor == 11 && disc_pythons[i].version)
+			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "sleep" };
+		if (disc_pythons[i].minor == 13 && have_late)
+			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "_exit", .late = true };
+	}
+	if (!n) {
+		cr_log_warn("SKIPPED: no interpreter installed");
+		cr_skip_test("no interpreter");
+	}
+	tm = start_cmd(argv, out, err_path);
+	wait_for_text(err_path, "and every new one", 60);
+	for (size_t i = 0; i < n; i++) {
+		struct short_proc *sp = &procs[i];
+		char python[512], serr[160];
+		char *args[] = { python, SHORT, "0.4", (char *)sp->how, sp->tag, NULL };
+
+		disc_python_path(sp->py, python, sizeof(python));
+		snprintf(sp->tag, sizeof(sp->tag), "T%u", (unsigned)i % 1000);
+		snprintf(serr, sizeof(serr), "%s/short-%zu.txt", dir.path, i);
+		sp->started_ns = now_ns();
+		sp->pid = fork();
+		cr_assert_geq(sp->pid, 0);
+		if (sp->pid == 0) {
+			int fd = open(serr, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+			dup2(fd, 2);
+			if (sp->late)
+				putenv(env_late);
+			execv(python, args);
+			_exit(127);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		cr_expect_eq(wait_cmd(procs[i].pid, 30), 0, "short process %zu (%s) failed", i, procs[i].how);
+	usleep(1500000);                        /* the last exits reach tmbpf */
+	kill(tm, SIGINT);
+	cr_assert_eq(wait_cmd(tm, 60), 0, "tmbpf attach --all failed");
+	errs = slurp(err_path);
+	report = slurp(out);
+	for (size_t i = 0; i < n; i++) {
+		struct short_proc *sp = &procs[i];
+		char want[64], path[192], who[64];
+		const char *not_traced = strstr(report, "Python processes not traced:");
+		struct tm_snapshot *s;
+
+		snprintf(who, sizeof(who), "CPython %s %s PID %d", sp->py->name, sp->how, (int)sp->pid);
+		snprintf(want, sizeof(want), "tmbpf: tracing PID %d (", (int)sp->pid);
+		cr_expect(strstr(errs, want), "%s was not traced", who);
+		snprintf(want, sizeof(want), "tmbpf: PID %d: ", (int)sp->pid);
+		cr_expect(strstr(report, want), "%s has no report", who);
+		snprintf(want, sizeof(want), "\n  %d (", (int)sp->pid);
+		cr_expect(!not_traced || !strstr(not_traced, want), "%s is listed as not traced", who);
+		snprintf(path, sizeof(path), "%s/h.%d.tmbpf", dir.path, (int)sp->pid);
+		if (access(path, R_OK)) {
+			cr_expect_fail("%s: no snapshot %s", who, path);
+			continue;
+		}
+		s = load_snapshot(path);
+		cr_expect_eq(s->capture.pid, sp->pid);
+		{
+			double ms = ((double)s->capture.start_ns - (double)sp->started_ns) / 1e6;
+			double script_ms = 0;
+			char serr[160], *txt, *st;
+
+			/* its first line of Python ran at (START ... time.time()) */
+			snprintf(serr, sizeof(serr), "%s/short-%zu.txt", dir.path, i);
+			txt = slurp(serr);
+			st = strstr(txt, "START ");
+			if (st) {
+				double t = 0;
+
+				(void)!sscanf(st, "START %*d %*s %lf", &t);
+				script_ms = ((double)s->capture.start_ns / 1e9 - t) * 1e3;
+			}
+			free(txt);
+			if (ms > worst_ms)
+				worst_ms = ms;
+			fprintf(stderr, "GROWTH all %-11s %-5s%s traced %.0f ms after fork (%+.0f ms from its "
+				"script's first line), %" PRIu64 " faults, %" PRIu64 " KiB held when it ended\n",
+				sp->py->name, sp->how, sp->late ? " (libpython 300 ms late)" : "", ms, script_ms,
+				counter_of(s, "pages.faulted"), s->capture.traced_current / 1024);
+		}
+		tm_snapshot_free(s);
+		if (!strcmp(sp->how, "_exit")) {
+			expect_held_site(path, SHORT, site, who, false);
+		} else if (!strcmp(sp->how, "exit")) {
+			s = load_snapshot(path);
+			cr_expect_eq(counter_of(s, "process.exited"), 1);
+			/* finalisation gave back what it held: the peak says it was there */
+			cr_expect_geq(s->capture.traced_peak, 256 * 1024, "%s: peak %" PRIu64, who, s->capture.traced_peak);
+			tm_snapshot_free(s);
+		} else if (!strcmp(sp->how, "exec")) {
+			expect_held_site(path, SHORT, site, who, true);
+			snprintf(path, sizeof(path), "%s/h.%d-2.tmbpf", dir.path, (int)sp->pid);
+			cr_expect_eq(access(path, R_OK), 0, "%s: the program it exec'd has no snapshot", who);
+			if (!access(path, R_OK))
+				expect_held_site(path, SHORT, site, who, false);
+		} else if (!strcmp(sp->how, "sleep")) {
+			expect_held_site(path, SHORT, site, who, true);
+			snprintf(path, sizeof(path), "%s/h.%d-2.tmbpf", dir.path, (int)sp->pid);
+			cr_expect_neq(access(path, R_OK), 0, "%s: /bin/sleep was traced", who);
+		} else if (!strcmp(sp->how, "fork")) {
+			const char *from = errs;
+
+			for (int k = 0; k < 2; k++) {
+				char tag[32];
+				pid_t c;
+
+				snprintf(tag, sizeof(tag), " fork %s)", sp->tag);
+				c = find_pid_line(errs, "tmbpf: tracing PID ", tag, sp->pid, &from);
+				cr_expect_gt(c, 0, "%s: forked worker %d was not traced", who, k + 1);
+				if (c <= 0)
+					break;
+				snprintf(path, sizeof(path), "%s/h.%d.tmbpf", dir.path, (int)c);
+				expect_held_site(path, SHORT, child, who, false);
+			}
+		}
+		if (sp->late) {
+			snprintf(want, sizeof(want), "tmbpf: PID %d: its interpreter was mapped at look", (int)sp->pid);
+			cr_expect(strstr(errs, want), "%s: its late libpython was not waited for", who);
+		}
+	}
+	fprintf(stderr, "GROWTH all: %zu short-lived processes, the slowest traced %.0f ms after its start\n",
+		n, worst_ms);
+	free(errs);
+	free(report);
+	tmpdir_remove(&dir);
+}
+
+/* attach -p of a process that execs: the trace ends there, with what it
+ * held; the new program is not traced (BPF dropped the PID at the exec). */
+Test(growth, exec_ends_the_trace, .timeout = 60)
+{
+	const struct disc_python *py = &disc_pythons[4];
+	char python[512], pid_s[16], out[128], err_path[128], base[128];
+	char *argv[] = { TMBPF, "attach", "-p", pid_s, "--growth", "-o", base, NULL };
+	struct tmpdir dir;
+	struct workload w;
+	char *errs, *report;
+	pid_t tm;
+
+	disc_require(py, python, sizeof(python));
+	tmpdir_make(&dir);
+	snprintf(out, sizeof(out), "%s/report.txt", dir.path);
+	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
+	snprintf(base, sizeof(base), "%s/e.tmbpf", dir.path);
+	workload_start(&w, python, "exec", "1");
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)w.p.pid);
+	tm = start_cmd(argv, out, err_path);
+	wait_for_text(err_path, "tmbpf: tracing PID", 30);
+	workload_go(&w);
+	cr_assert_eq(wait_cmd(tm, 30), 0, "tmbpf attach failed:\n%s", slurp(err_path));
+	errs = slurp(err_path);
+	report = slurp(out);
+	cr_expect(strstr(errs, "exec'd another program: its trace ends"), "%s", errs);
+	cr_expect(strstr(report, "It exec'd another program"), "%s", report);
+	expect_held_site(base, w.file, site_line(&w, "bytes"), "exec", true);
+	snprintf(base, sizeof(base), "%s/e-2.tmbpf", dir.path);
+	cr_expect_neq(access(base, R_OK), 0, "the program exec'd under -p was traced too");
+	free(errs);
+	free(report);
+	disc_stop(&w.p);
+	tmpdir_remove(&dir);
+}
+
+/* A ring buffer too small for a burst of faults, read only afterwards:
+ * what was dropped is counted, to the page. */
+Test(growth, lost_events_are_counted, .timeout = 60)
+{
+	const struct disc_python *py = &disc_pythons[4];
+	struct growth_opts go = { .nframe = 1, .max_walk = 1024, .sample_pages = 1,
+				  .ringbuf_bytes = 16384 };
+	struct tm_error err = { "" };
+	struct workload w;
+	struct tm_snapshot *s;
+	struct live l;
+	char python[512];
+	uint64_t faulted, received, lost;
+
+	disc_require(py, python, sizeof(python));
+	workload_start(&w, python, "burst", "48");
+	live_open(&l, w.p.pid, &go);
+	live_add(&l, w.p.pid);
+	workload_go(&w);
+	workload_mark(&w, NULL);                /* not reading meanwhile */
+	usleep(100000);
+	s = growth_tracer_snapshot(l.t, w.p.pid, &err);
+	cr_assert_not_null(s, "%s", err.msg);
+	print_counters("lost", s);
+	faulted = counter_of(s, "pages.faulted");
+	received = counter_of(s, "pages.received");
+	lost = counter_of(s, "lost.pages");
+	fprintf(stderr, "GROWTH lost: 16 KiB ring buffer, %" PRIu64 " faults: %" PRIu64 " samples received, "
+		"%" PRIu64 " events and %" PRIu64 " pages lost (counted), %" PRIu64 " stacks lost\n", faulted,
+		received, counter_of(s, "lost.events"), lost, counter_of(s, "lost.stack_events"));
+	cr_expect_gt(faulted, 48 * 256);
+	cr_expect_gt(counter_of(s, "lost.events"), 0);
+	cr_expect_gt(lost, 0);
+	/* every fault is accounted for: received, or lost and counted */
+	cr_expect_eq(faulted, received + lost);
+	cr_expect_eq(counter_of(s, "lost.events"), lost, "with every fault a sample, one event per page");
+	/* samples whose stack was lost have no traceback: counted too */
+	if (counter_of(s, "lost.stack_events"))
+		cr_expect_gt(counter_of(s, "lost.stack_unknown"), 0);
+	tm_snapshot_free(s);
+	live_close(&l);
+	disc_stop(&w.p);
 }

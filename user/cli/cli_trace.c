@@ -377,6 +377,21 @@ static struct traced_file *file_probes(struct trace_cli *tc, const struct py_int
 	return f;
 }
 
+/* Growth tier: with transparent huge pages always on, one fault can make 2 MiB
+ * resident, and the tracepoint does not say so. */
+static bool thp_always(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+
+	if (!f)
+		return false;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return strstr(buf, "[always]") != NULL;
+}
+
 struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_interp *pi,
 				  const struct capture_plan *plan, const char *command,
 				  struct tm_error *err)
@@ -426,8 +441,12 @@ struct traced_proc *cli_trace_add(struct trace_cli *tc, pid_t pid, struct py_int
 	if (tc->growth) {
 		p->coverage = tc->sample_pages > 1 ? TM_COVERAGE_SAMPLED : TM_COVERAGE_COMPLETE;
 		p->coverage_note = strdup(tc->sample_pages > 1 ?
-			"page faults sampled with random gaps; sizes are estimates" :
-			"every not-present page fault");
+			(thp_always() ? "page faults sampled with random gaps; sizes are estimates, and "
+				"low where a fault maps a transparent huge page (enabled: always)" :
+			 "page faults sampled with random gaps; sizes are estimates") :
+			(thp_always() ? "every not-present page fault; a fault that maps a transparent "
+				"huge page (enabled: always) counts one page" :
+			 "every not-present page fault"));
 		if (growth_tracer_add_process(tc->growth_t, pid, &cfg, err) < 0)
 			goto fail;
 	} else if (!plan) {
@@ -739,8 +758,28 @@ int cli_trace_end(struct trace_cli *tc, struct traced_proc *p)
 		p->reported = true;
 	tm_snapshot_free(s);
 	growth_tracer_remove_process(tc->growth_t, p->pid);
-	symbolizer_remove(tc->sym, p->pid);
+	/* its symbolizer state is freed later (cli_trace_release_ended): that
+	 * costs milliseconds that a process starting now may not have */
+	p->symbols_kept = true;
 	return ret;
+}
+
+void cli_trace_release_ended(struct trace_cli *tc, size_t max)
+{
+	for (size_t i = 0; i < tc->nprocs && max; i++) {
+		struct traced_proc *p = tc->procs[i];
+		bool live = false;
+
+		if (!p->symbols_kept)
+			continue;
+		p->symbols_kept = false;
+		/* a later trace of the same PID uses the state under that PID */
+		for (size_t k = 0; k < tc->nprocs; k++)
+			live |= tc->procs[k]->pid == p->pid && !tc->procs[k]->exited;
+		if (!live)
+			symbolizer_remove(tc->sym, p->pid);
+		max--;
+	}
 }
 
 int cli_trace_finish_all(struct trace_cli *tc)

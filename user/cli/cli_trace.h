@@ -33,6 +33,7 @@ struct traced_proc {
 	unsigned incarnation;           /* 2, 3...: its PID was traced before (exec, reuse) */
 	enum growth_end ended;          /* BPF stopped tracing it (exit, exec); 0 = no */
 	char *final_report;             /* report rendered when it ended (cli_trace_end) */
+	bool symbols_kept;              /* ended, its symbolizer state not freed yet */
 };
 
 /* Host-wide exact mode: an interpreter file whose probes are attached. */
@@ -109,6 +110,10 @@ int cli_trace_poll(struct trace_cli *tc, int timeout_ms);
  * report for cli_trace_finish_all() and drops the tracer's state, so that
  * its PID can be traced again. 0, or -1 after cli_err(). */
 int cli_trace_end(struct trace_cli *tc, struct traced_proc *p);
+
+/* Frees the symbolizer state of up to max processes that ended (each takes a
+ * few milliseconds: host-wide mode does it when no new process waits). */
+void cli_trace_release_ended(struct trace_cli *tc, size_t max);
 
 /* Takes a snapshot of p now and writes it to its next file (printing the
  * name on stderr). Returns the snapshot (caller frees) or NULL after cli_err. */

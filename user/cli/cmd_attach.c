@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,15 +62,30 @@ static const struct argp_option *const attach_tables[] = {
 struct pending_proc {
 	pid_t pid;
 	char comm[17];                  /* its name, for a process gone before it was examined */
-	double not_before;              /* a fork child that execs at once is examined as that */
+	double next_try;                /* the next look (a fork child waits a little: if it
+					 * execs at once, it is examined as that program) */
 	double deadline;                /* until then, "not Python (yet)" means look again */
+	unsigned tries;
+	dev_t exe_dev;                  /* its program file (0/0: unknown) */
+	ino_t exe_ino;
 };
+
+/* A program file seen to run no Python once loaded: later processes of it
+ * get one look, not a series (every exec of the host is examined). */
+struct not_python {
+	dev_t dev;
+	ino_t ino;
+};
+
+#define MAX_NOT_PYTHON 4096
 
 struct attach_args {
 	struct trace_cli tc;
 	pid_t pid;
 	struct pending_proc *pending;
 	size_t npending, pending_cap;
+	struct not_python *not_python;
+	size_t nnot_python;
 };
 
 static int attach_parse_opt(int key, char *arg, void *ctx)
@@ -298,6 +314,9 @@ static bool pid_gone(pid_t pid)
 static void add_pending(struct attach_args *a, pid_t pid, const char *comm, double delay)
 {
 	double now = now_s();
+	struct pending_proc *pp;
+	char path[64];
+	struct stat st;
 
 	if (a->npending == a->pending_cap) {
 		size_t c = a->pending_cap ? a->pending_cap * 2 : 64;
@@ -310,10 +329,41 @@ static void add_pending(struct attach_args *a, pid_t pid, const char *comm, doub
 		a->pending = n;
 		a->pending_cap = c;
 	}
-	/* a shared libpython is mapped by ld.so a few milliseconds after exec */
-	a->pending[a->npending] = (struct pending_proc){ .pid = pid, .not_before = now + delay,
-							.deadline = now + delay + 0.5 };
-	snprintf(a->pending[a->npending++].comm, sizeof(a->pending[0].comm), "%s", comm ? comm : "");
+	/* a shared libpython is mapped by ld.so a few milliseconds after exec:
+	 * "not Python" is believed after a second of looks, except from a
+	 * program file already known to run no Python */
+	pp = &a->pending[a->npending++];
+	*pp = (struct pending_proc){ .pid = pid, .next_try = now + delay, .deadline = now + delay + 1.0 };
+	snprintf(pp->comm, sizeof(pp->comm), "%s", comm ? comm : "");
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (!stat(path, &st)) {
+		pp->exe_dev = st.st_dev;
+		pp->exe_ino = st.st_ino;
+		for (size_t i = 0; i < a->nnot_python; i++)
+			if (a->not_python[i].dev == st.st_dev && a->not_python[i].ino == st.st_ino)
+				pp->deadline = pp->next_try;
+	}
+}
+
+static void remember_not_python(struct attach_args *a, const struct pending_proc *pp)
+{
+	char path[64], exe[PATH_MAX];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pp->pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n <= 0 || (!pp->exe_dev && !pp->exe_ino))
+		return;
+	exe[n] = '\0';
+	/* an interpreter whose libpython came late is not to be doubted later */
+	if (strstr(exe, "python") || a->nnot_python >= MAX_NOT_PYTHON)
+		return;
+	if (!a->not_python) {
+		a->not_python = calloc(MAX_NOT_PYTHON, sizeof(*a->not_python));
+		if (!a->not_python)
+			return;
+	}
+	a->not_python[a->nnot_python++] = (struct not_python){ pp->exe_dev, pp->exe_ino };
 }
 
 static void on_exec(void *ctx, pid_t pid)
@@ -346,7 +396,7 @@ static void examine_pending(struct attach_args *a)
 		bool done = true;
 		int r;
 
-		if (now < pp->not_before) {
+		if (now < pp->next_try) {
 			i++;
 			continue;
 		}
@@ -357,11 +407,21 @@ static void examine_pending(struct attach_args *a)
 						 "exited before it could be traced");
 		} else {
 			r = trace_pid(a, pp->pid, true, &err);
-			/* not mapped yet, or mapped in part: look again until the deadline */
-			if (r && now < pp->deadline)
+			pp = &a->pending[i];    /* it may have added children: moved */
+			if (r && now < pp->deadline) {
+				/* not mapped yet, or mapped in part: look again, less
+				 * and less often (5 ms, 10, 20... 160) */
 				done = false;
-			else if (r && looks_like_python(pp->pid))
+				pp->next_try = now + 0.005 * (1u << (pp->tries < 5 ? pp->tries : 5));
+				pp->tries++;
+			} else if (r && looks_like_python(pp->pid)) {
 				add_skipped(&a->tc, pp->pid, err.msg[0] ? err.msg : "not a CPython process");
+			} else if (r == 1 && pp->tries) {
+				remember_not_python(a, pp);
+			} else if (!r && pp->tries && a->tc.verbose) {
+				fprintf(stderr, "tmbpf: PID %d: its interpreter was mapped at look %u\n",
+					(int)pp->pid, pp->tries + 1);
+			}
 		}
 		if (done)
 			*pp = a->pending[--a->npending];
@@ -462,6 +522,8 @@ static int attach_run(int argc, char **argv)
 		}
 		if (tc->all)
 			examine_pending(&a);
+		if (!a.npending)
+			cli_trace_release_ended(tc, 4);
 		if (a.pid && tc->nprocs && tc->procs[0]->exited)
 			break;
 		if (deadline && now_s() >= deadline)
@@ -477,6 +539,7 @@ static int attach_run(int argc, char **argv)
 out:
 	cli_trace_destroy(tc);
 	free(a.pending);
+	free(a.not_python);
 	return ret;
 }
 

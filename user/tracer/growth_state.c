@@ -198,7 +198,7 @@ static int populate(struct growth_state *gs, uint64_t start, uint64_t end, uint6
 			gs->oom++;
 			return -1;
 		}
-		gs->pages_received++;
+		gs->pages_populated++;
 		gs->pages_held++;
 	}
 	if (gs->pages_held > gs->pages_peak)

@@ -51,6 +51,7 @@ struct growth_state {
 	uint64_t pages_held;            /* weight in the table now */
 	uint64_t pages_peak;            /* highest pages_held */
 	uint64_t pages_refaulted;       /* samples of a page already held (see growth_state_fault) */
+	uint64_t pages_populated;       /* made resident with no fault (MAP_POPULATE...), weight 1 */
 	uint64_t bytes_mapped;          /* address space added by mmap, mremap, brk */
 	uint64_t bytes_unmapped;        /* mapped while traced, then removed */
 	uint64_t oom;                   /* events applied only in part, for lack of memory */

@@ -419,12 +419,15 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 		tm_error_set(err, "PID %d is not traced", (int)pid);
 		return NULL;
 	}
-	ring_buffer__consume(t->rb);
 	gs = &g->state;
+	/* counters first, then the events: every fault counted has had its
+	 * sample sent (BPF counts before it sends), so the samples that the
+	 * counters account for are all applied */
 	if (g->ended)
 		st = g->final;
 	else
 		bpf_map__lookup_elem(t->skel->maps.stats, &key, sizeof(key), &st, sizeof(st), 0);
+	ring_buffer__consume(t->rb);
 	if (!g->ended) {
 		uint64_t rss = tm_proc_rss(pid);
 
@@ -457,6 +460,7 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 	    tm_set_counter(rc.s, "pages.sampled", st.samples) ||
 	    tm_set_counter(rc.s, "pages.received", gs->pages_received) ||
 	    tm_set_counter(rc.s, "pages.refaulted", gs->pages_refaulted) ||
+	    tm_set_counter(rc.s, "pages.populated", gs->pages_populated) ||
 	    tm_set_counter(rc.s, "pages.released", gs->pages_released) ||
 	    tm_set_counter(rc.s, "bytes.mapped", gs->bytes_mapped) ||
 	    tm_set_counter(rc.s, "bytes.unmapped", gs->bytes_unmapped) ||
