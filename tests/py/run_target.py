@@ -8,8 +8,9 @@ command, then exits 0 at "exit" or end of input.
                 exactly one block), and, when tracemalloc is tracing, what it
                 saw on the line: "TRACEMALLOC FILE LINENO SIZE COUNT" (the
                 test's calibration that the model is CPython's own figure)
-  work N        N rounds of allocating and freeing; prints "WORK VALUE", a
-                checksum a healthy interpreter always computes the same
+  work N        prints "WORKING", then does N rounds of allocating and
+                freeing and prints "WORK VALUE", a checksum a healthy
+                interpreter always computes the same
 """
 import os
 import sys
@@ -55,5 +56,6 @@ for command in sys.stdin:
             print("TRACEMALLOC %s %d %d %d" % (FILE, LINE, diff[0].size_diff if diff else 0,
                                                diff[0].count_diff if diff else 0))
     elif words[0] == "work":
+        print("WORKING", flush=True)
         print("WORK", work(int(words[1])))
     sys.stdout.flush()

@@ -18,7 +18,9 @@
  *
  * Expected figures come from CPython itself (PYTHONTRACEMALLOC, tracemalloc
  * in the target), never from tmbpf. Needs root; interpreters that are not
- * installed are skipped with a warning naming them.
+ * installed are skipped with a warning naming them. Known limits (3.8 and
+ * Debian's LTO 3.11 cannot show free-list reuse) are printed as KNOWN
+ * LIMITATION lines with their figures, never passed over silently.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -253,11 +255,13 @@ static const struct workload workloads[] = {
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
 /* Versions where `tmbpf run` cannot see free-list reuse, which tracemalloc
- * re-attributes to the line that reuses the object (_Py_NewReference). The
- * import machinery's lines then differ by up to tens of percent; the
- * workloads' own lines must still agree. Measured with tests/py/run_compare.py;
- * on 3.12 `tmbpf run --no-reattribute` shows the same lines off by the same
- * amounts. */
+ * re-attributes to the line that reuses the object (_Py_NewReference): lines
+ * then differ by up to tens of percent (3.8: abc.py:86 +26%, Debian:
+ * _bootstrap_external:1667 +66%). On 3.12, `tmbpf run --no-reattribute`
+ * puts the same lines off by the same amounts (<frozen abc>:107 +28%). There
+ * the test says so loudly and asserts what still holds: every line of either
+ * top 10 is on both sides, tmbpf stats equals tracemalloc on our file, and
+ * the 8 threads' blocks are exact. */
 static const struct {
 	const char *name;
 	const char *why;
@@ -418,8 +422,12 @@ static void agreement(const struct disc_python *py)
 		char *sargv[] = { TMBPF, "stats", "--json", "--limit=0", EXCLUDE_BOOTSTRAP,
 				  EXCLUDE_UNKNOWN, ours[i], NULL };
 
-		if (run[i])
-			pid[i] = start(sargv, NULL, NULL, stats[i], in_dir(path, sizeof(path), "stats.err"));
+		char err_name[64];
+
+		if (!run[i])
+			continue;
+		snprintf(err_name, sizeof(err_name), "%s.err", stats_n[i]);
+		pid[i] = start(sargv, NULL, NULL, stats[i], in_dir(path, sizeof(path), err_name));
 	}
 	finish_all(pid, run, W, 60, stats_n, py->name);
 	/* tracemalloc of the traced interpreter on both pickles */
@@ -470,17 +478,17 @@ static void agreement(const struct disc_python *py)
 		else
 			cr_expect_eq(r.own_bad, 0, "%s %s: the workload's own lines disagree:\n%s",
 				     py->name, w->name, cmp);
-		if (w->scheduling_noise && r.bad) {
-			fprintf(stderr, "NOT ASSERTED CPython %s, %s: %d of the top %d lines beyond 2%% "
-				"(worst %.2f%%, %s): thread scheduling varies them between CPython runs too\n",
-				py->name, w->name, r.bad, r.n, r.worst, r.worst_line);
-		} else if (limit && r.bad) {
+		if (limit && r.bad) {
 			cr_log_warn("KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond 2%% "
 				    "(worst %.2f%%, %s): free-list reuse is not seen: %s", py->name,
 				    w->name, r.bad, r.n, r.worst, r.worst_line, limit);
 			fprintf(stderr, "KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond "
 				"2%% (worst %.2f%%, %s): free-list reuse is not seen: %s\n", py->name,
 				w->name, r.bad, r.n, r.worst, r.worst_line, limit);
+		} else if (w->scheduling_noise && r.bad) {
+			fprintf(stderr, "NOT ASSERTED CPython %s, %s: %d of the top %d lines beyond 2%% "
+				"(worst %.2f%%, %s): thread scheduling varies them between CPython runs too\n",
+				py->name, w->name, r.bad, r.n, r.worst, r.worst_line);
 		} else {
 			cr_expect_eq(r.bad, 0, "%s %s: top lines disagree:\n%s", py->name, w->name, cmp);
 		}
@@ -807,8 +815,7 @@ Test(run_attach, life_kill9, .timeout = 180)
 	cr_expect_eq(int3, n, "attached: only %zu of %zu probe sites hold int3 (0xcc)", int3, n);
 
 	/* the target is busy allocating under the probes when tmbpf dies */
-	cr_assert_gt(dprintf(p.in_fd, "work 150000\n"), 0);
-	usleep(300000);
+	target_command(&p, "work 150000", "WORKING", line, sizeof(line));
 	{
 		struct pollfd pfd = { .fd = fileno(p.out), .events = POLLIN };
 
