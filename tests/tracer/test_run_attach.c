@@ -86,6 +86,9 @@ static void remove_dir(void)
 	workdir[0] = '\0';
 }
 
+/* Also after a failed assertion: no test leaves its files behind. */
+TestSuite(run_attach, .fini = remove_dir);
+
 /* A path in the test's directory. */
 static char *in_dir(char *out, size_t size, const char *name)
 {
