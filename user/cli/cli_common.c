@@ -298,14 +298,24 @@ int cli_output_commit(struct cli_output *o)
 
 /* ---- snapshots ----------------------------------------------------------- */
 
-struct tm_snapshot *cli_load_snapshot(const char *path)
+static struct tm_snapshot *load_snapshot(const char *path, unsigned flags)
 {
 	struct tm_error err = { "" };
-	struct tm_snapshot *s = tm_snapshot_load(path, &err);
+	struct tm_snapshot *s = tm_snapshot_load_opts(path, flags, &err);
 
 	if (!s)
 		cli_err("%s", err.msg[0] ? err.msg : "cannot load snapshot");
 	return s;
+}
+
+struct tm_snapshot *cli_load_snapshot(const char *path)
+{
+	return load_snapshot(path, 0);
+}
+
+struct tm_snapshot *cli_load_snapshot_aggregated(const char *path)
+{
+	return load_snapshot(path, TM_LOAD_AGGREGATE);
 }
 
 /* ---- command-line strings ------------------------------------------------ */

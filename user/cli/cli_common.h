@@ -108,6 +108,9 @@ void cli_output_discard(struct cli_output *o);
 
 /* tm_snapshot_load(), reporting the failure with cli_err(). */
 struct tm_snapshot *cli_load_snapshot(const char *path);
+/* The same, aggregated (TM_LOAD_AGGREGATE): for the commands whose results
+ * depend only on the (traceback, domain) sums -- stats, diff, flamegraph. */
+struct tm_snapshot *cli_load_snapshot_aggregated(const char *path);
 
 /* A command-line string as Python's os.fsdecode() reads it (UTF-8 with
  * 'surrogateescape'), in the encoding snapshots use for strings (UTF-8 with

@@ -240,7 +240,7 @@ static int flamegraph_run(int argc, char **argv)
 	if (cli_analysis_finish(&a.analysis))
 		goto out;
 	ret = CLI_EXIT_RUNTIME;
-	s = cli_load_snapshot(args[0]);
+	s = cli_load_snapshot_aggregated(args[0]);
 	if (!s || cli_analysis_filter(&a.analysis, s))
 		goto out;
 	switch (cli_trace_growth_default_domain(&a.analysis, s, &err)) {

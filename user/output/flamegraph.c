@@ -76,10 +76,10 @@ int fg_profile_build(struct fg_profile *p, const struct tm_snapshot *s, struct t
 		goto oom;
 	for (uint64_t i = 0; i < s->ntraces; i++) {
 		size[s->traces[i].traceback] += s->traces[i].size;
-		count[s->traces[i].traceback]++;
+		count[s->traces[i].traceback] += tm_trace_count(s, i);
 		p->total_size += s->traces[i].size;
+		p->total_count += tm_trace_count(s, i);
 	}
-	p->total_count = s->ntraces;
 	for (uint32_t tb = 0; tb < s->ntracebacks; tb++)
 		n += count[tb] != 0;
 	p->stacks = malloc(n * sizeof(*p->stacks));

@@ -66,7 +66,7 @@ struct fg_profile {
 	struct fg_stack *stacks;        /* ordered by frames, oldest first, (filename, lineno) */
 	size_t nstacks;
 	uint64_t total_size;
-	uint64_t total_count;           /* = the snapshot's number of traces */
+	uint64_t total_count;           /* = the snapshot's number of blocks */
 };
 
 /* Groups the traces of s. 0, or -1 with err (allocation). */

@@ -216,7 +216,7 @@ static struct domain_total *domain_totals(const struct tm_snapshot *s, size_t *c
 			tab[h].domain = t->domain;
 			n++;
 		}
-		tab[h].ntraces++;
+		tab[h].ntraces += tm_trace_count(s, i);       /* blocks */
 		tab[h].size += t->size;
 	}
 	/* compact the used slots to the front, then sort them */
@@ -291,7 +291,7 @@ int report_snapshot_summary(FILE *out, const struct tm_snapshot *s, struct tm_er
 		tm_error_set(err, "out of memory");
 		return -1;
 	}
-	fprintf(out, "traces: %" PRIu64 "\n", s->ntraces);
+	fprintf(out, "traces: %" PRIu64 "\n", tm_snapshot_block_count(s));
 	fputs("total size: ", out);
 	put_size(out, tm_snapshot_total_size(s));
 	fprintf(out, "\ntraceback_limit: %" PRIu32 "\n", s->traceback_limit);

@@ -485,7 +485,7 @@ int top_render(FILE *out, const struct top_state *t, struct tm_error *err)
 	struct screen sc = { .out = out, .width = o->width };
 	size_t n = now->st.n, shown, lines_left, bufsz = 1 << 16;
 	size_t room = o->width > TOP_NUMBERS_WIDTH ? o->width - TOP_NUMBERS_WIDTH : 0;
-	uint64_t other_size = 0;
+	uint64_t other_size = 0, blocks = tm_snapshot_block_count(now->s);
 	char a[TM_SIZE_BUF], b[TM_SIZE_BUF], c[TM_SIZE_BUF], *buf = malloc(bufsz);
 	FILE *f;
 
@@ -513,8 +513,7 @@ int top_render(FILE *out, const struct top_state *t, struct tm_error *err)
 	if ((f = line_begin(&sc))) {
 		fprintf(f, "Top %zu of %zu %s%s; %s in %" PRIu64 " trace%s", shown, n, key_noun(o),
 			o->cumulative ? " (cumulative)" : "",
-			tm_format_size_u(a, now->total_size, false), now->s->ntraces,
-			now->s->ntraces == 1 ? "" : "s");
+			tm_format_size_u(a, now->total_size, false), blocks, blocks == 1 ? "" : "s");
 		line_end(&sc);
 	}
 	if ((f = line_begin(&sc)))

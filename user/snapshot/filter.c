@@ -610,8 +610,11 @@ int tm_snapshot_filter_traces(struct tm_snapshot *s, const struct tm_filter *fil
 			else
 				excluded = !r;
 		}
-		if (included && !excluded)
+		if (included && !excluded) {
+			if (s->trace_counts)
+				s->trace_counts[kept] = s->trace_counts[i];
 			s->traces[kept++] = *t;
+		}
 	}
 	s->ntraces = kept;
 	ret = 0;

@@ -36,7 +36,9 @@ int tm_domain_filter_init(struct tm_filter *f, bool inclusive, uint32_t domain);
 void tm_filter_destroy(struct tm_filter *f);
 
 /* Snapshot.filter_traces(filters), in place: keeps the traces that pass (in
- * their original order). Tables are untouched. Returns 0 or -1 (allocation). */
+ * their original order; with their block counts when aggregated: a trace's
+ * verdict depends only on its traceback and domain). Tables are untouched.
+ * Returns 0 or -1 (allocation). */
 int tm_snapshot_filter_traces(struct tm_snapshot *s, const struct tm_filter *filters,
 			      size_t nfilters, struct tm_error *err);
 

@@ -160,6 +160,10 @@ int tm_native_write(const struct tm_snapshot *s, FILE *fp, struct tm_error *err)
 	static const uint64_t zero_off = 0;
 	uint32_t i;
 
+	if (s->trace_counts) {
+		tm_error_set(err, "%s", TM_AGGREGATED_WRITE_ERROR);
+		return -1;
+	}
 	if (tm_snapshot_validate(s, err))
 		return -1;
 	/* an empty string table still has its end offset, 0 */
@@ -252,53 +256,251 @@ int tm_snapshot_save_native(const struct tm_snapshot *s, const char *path, struc
 
 /* ---- loading -------------------------------------------------------------------- */
 
-/* Copies section sec (exactly `count` elements of `elem` bytes) into a new
- * table; an empty section gives NULL. */
-static int copy_section(const unsigned char *data, const uint64_t *off, const uint64_t *len,
-			enum native_section sec, uint64_t count, size_t elem, void **out,
-			struct tm_error *err)
+/*
+ * A file is read table by table straight into the snapshot's arrays (pread:
+ * the file is never held whole besides them). An aggregated load reads the
+ * traces section through a small buffer instead and keeps one trace per
+ * (traceback, domain), checking each trace as tm_snapshot_validate() would,
+ * in the same order, so that both loads refuse a file with the same message.
+ */
+
+/* Bytes of the traces section read at a time by an aggregated load. */
+#define NATIVE_TRACES_CHUNK (64u << 10)
+
+/* Section sec must hold exactly `count` elements of `elem` bytes. */
+static int check_section(const uint64_t *len, enum native_section sec, uint64_t count,
+			 size_t elem, struct tm_error *err)
 {
 	uint64_t want;
 
-	*out = NULL;
 	if (__builtin_mul_overflow(count, (uint64_t)elem, &want) || want != len[sec]) {
 		tm_error_set(err, "corrupt native snapshot: the %s section is %" PRIu64
 			     " bytes, which does not hold %" PRIu64 " entries of %zu bytes",
 			     section_names[sec], len[sec], count, elem);
 		return -1;
 	}
-	if (!want)
-		return 0;
-	if (want > SIZE_MAX || !(*out = malloc((size_t)want))) {
-		tm_error_set(err, "out of memory loading %" PRIu64 " bytes of %s", want,
-			     section_names[sec]);
-		return -1;
-	}
-	memcpy(*out, data + off[sec], (size_t)want);
 	return 0;
 }
 
-struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_error *err)
+/* Reads section sec (checked by check_section) into a new table; an empty
+ * section gives NULL. */
+static int read_section(const struct tm_input *in, const uint64_t *off, const uint64_t *len,
+			enum native_section sec, void **out, struct tm_error *err)
 {
-	const unsigned char *d = data;
-	uint64_t off[SEC_COUNT], len[SEC_COUNT], end, file_size;
-	uint32_t header_size, flags, i, major, minor;
+	*out = NULL;
+	if (!len[sec])
+		return 0;
+	if (len[sec] > SIZE_MAX || !(*out = malloc((size_t)len[sec]))) {
+		tm_error_set(err, "out of memory loading %" PRIu64 " bytes of %s", len[sec],
+			     section_names[sec]);
+		return -1;
+	}
+	return tm_input_read(in, off[sec], *out, (size_t)len[sec], err);
+}
+
+/*
+ * The sums of an aggregated load, one per (traceback, domain) pair. A file
+ * has a handful of domains: the first NATIVE_DENSE_DOMAINS of them get an
+ * array of sums indexed by traceback id (calloc'd: only the pages of the
+ * tracebacks used with that domain are ever touched), so that a trace costs
+ * one array access; pairs of any further domain (a hostile file) go through
+ * the (traceback, domain) hash table of tm_trace_keys.
+ */
+#define NATIVE_DENSE_DOMAINS 8u
+
+struct native_sum {
+	uint64_t size, count;
+};
+
+struct native_agg {
+	uint32_t domain[NATIVE_DENSE_DOMAINS];
+	struct native_sum *dense[NATIVE_DENSE_DOMAINS];   /* by traceback */
+	unsigned ndomains, last;
+	struct tm_trace_key *order;     /* dense pairs (domain index, traceback) as they come */
+	size_t norder, order_cap;
+	struct tm_trace_keys other;     /* the other pairs, numbered */
+	struct native_sum *other_sum;   /* by their id */
+	uint32_t other_len;
+};
+
+static void agg_destroy(struct native_agg *a)
+{
+	for (unsigned d = 0; d < a->ndomains; d++)
+		free(a->dense[d]);
+	free(a->order);
+	tm_trace_keys_destroy(&a->other);
+	free(a->other_sum);
+}
+
+/* Adds a trace (checked) to the sums; 0 or -1 (out of memory). */
+static int agg_add(struct native_agg *a, const struct tm_trace *t, uint32_t ntracebacks)
+{
+	struct native_sum *sum;
+	unsigned d = a->last;
+	tm_id id;
+
+	if (d >= a->ndomains || a->domain[d] != t->domain) {
+		for (d = 0; d < a->ndomains && a->domain[d] != t->domain; d++)
+			;
+		if (d == a->ndomains && d < NATIVE_DENSE_DOMAINS) {
+			a->dense[d] = calloc(ntracebacks, sizeof(*a->dense[d]));
+			if (!a->dense[d])
+				return -1;
+			a->domain[d] = t->domain;
+			a->ndomains++;
+		}
+		a->last = d;
+	}
+	if (d < a->ndomains) {
+		sum = &a->dense[d][t->traceback];
+		if (!sum->count) {
+			if (a->norder == a->order_cap) {
+				size_t cap = a->order_cap ? a->order_cap * 2 : 4096;
+				struct tm_trace_key *order = realloc(a->order, cap * sizeof(*order));
+
+				if (!order)
+					return -1;
+				a->order = order;
+				a->order_cap = cap;
+			}
+			a->order[a->norder++] = (struct tm_trace_key){ t->traceback, d };
+		}
+	} else {
+		id = tm_trace_keys_get(&a->other, t->traceback, t->domain);
+		if (id == TM_ID_NONE)
+			return -1;
+		if (id >= a->other_len) {
+			uint32_t len = a->other_len ? a->other_len : 1024;
+			struct native_sum *bigger;
+
+			while (len <= id && len <= UINT32_MAX / 2)
+				len *= 2;
+			if (len <= id)
+				return -1;
+			bigger = realloc(a->other_sum, (size_t)len * sizeof(*bigger));
+			if (!bigger)
+				return -1;
+			memset(bigger + a->other_len, 0, (size_t)(len - a->other_len) * sizeof(*bigger));
+			a->other_sum = bigger;
+			a->other_len = len;
+		}
+		sum = &a->other_sum[id];
+	}
+	sum->size += t->size;
+	sum->count++;
+	return 0;
+}
+
+/* The snapshot's traces: one per pair, the dense ones in order of first
+ * appearance, then the others in theirs. */
+static int agg_emit(struct native_agg *a, struct tm_snapshot *s)
+{
+	uint64_t n = a->norder + a->other.n, i;
+
+	if (!n)
+		return 0;
+	s->traces = malloc((size_t)n * sizeof(*s->traces));
+	s->trace_counts = malloc((size_t)n * sizeof(*s->trace_counts));
+	if (!s->traces || !s->trace_counts)
+		return -1;
+	for (i = 0; i < a->norder; i++) {
+		const struct tm_trace_key *o = &a->order[i];
+		const struct native_sum *sum = &a->dense[o->domain][o->traceback];
+
+		s->traces[i] = (struct tm_trace){ 0, sum->size, a->domain[o->domain], o->traceback };
+		s->trace_counts[i] = sum->count;
+	}
+	for (i = 0; i < a->other.n; i++) {
+		const struct tm_trace_key *k = &a->other.keys[i];
+
+		s->traces[a->norder + i] = (struct tm_trace){ 0, a->other_sum[i].size, k->domain,
+							      k->traceback };
+		s->trace_counts[a->norder + i] = a->other_sum[i].count;
+	}
+	s->ntraces = s->traces_cap = n;
+	return 0;
+}
+
+/* Reads the traces section through a buffer, checks each trace and sums them
+ * per (traceback, domain) into s->traces / s->trace_counts. */
+static int aggregate_traces(const struct tm_input *in, uint64_t off, uint64_t ntraces,
+			    struct tm_snapshot *s, struct tm_error *err)
+{
+	struct native_agg a = { 0 };
+	size_t chunk = NATIVE_TRACES_CHUNK / sizeof(struct tm_trace);
+	struct tm_trace *buf = NULL;
+	uint64_t i = 0, total = 0;
+	int ret = -1;
+
+	if (in->window)
+		chunk = in->window / sizeof(struct tm_trace) ? in->window / sizeof(struct tm_trace)
+							     : 1;
+	/* in memory, read in place (struct tm_trace is the file's record) */
+	if (in->fd < 0 && !in->window && ((uintptr_t)in->mem + off) % _Alignof(struct tm_trace) == 0)
+		chunk = 0;
+	else if (!(buf = malloc(chunk * sizeof(*buf))))
+		goto oom;
+	while (i < ntraces) {
+		uint64_t n = chunk && ntraces - i > chunk ? chunk : ntraces - i;
+		const struct tm_trace *t;
+
+		if (chunk) {
+			if (tm_input_read(in, off + i * sizeof(*buf), buf, (size_t)n * sizeof(*buf),
+					  err))
+				goto out;
+			t = buf;
+		} else {
+			t = (const struct tm_trace *)((const unsigned char *)in->mem + off);
+		}
+		for (uint64_t k = 0; k < n; k++, i++) {
+			if (!tm_trace_ok(s, &t[k], &total)) {
+				struct tm_error why;
+
+				tm_validate_trace_error(s, i, &t[k], &why);
+				tm_error_set(err, "corrupt native snapshot: %s", why.msg);
+				goto out;
+			}
+			if (agg_add(&a, &t[k], s->ntracebacks))
+				goto oom;
+		}
+	}
+	if (agg_emit(&a, s))
+		goto oom;
+	ret = 0;
+	goto out;
+oom:
+	tm_error_set(err, "out of memory aggregating %" PRIu64 " traces", ntraces);
+out:
+	free(buf);
+	agg_destroy(&a);
+	return ret;
+}
+
+struct tm_snapshot *tm_native_load_input(const struct tm_input *in, unsigned flags,
+					 struct tm_error *err)
+{
+	unsigned char d[TM_NATIVE_HEADER_SIZE];
+	uint64_t off[SEC_COUNT], len[SEC_COUNT], end, file_size, size = in->size;
+	uint32_t header_size, flags_field, i, major, minor, ncounters;
+	bool aggregate = flags & TM_LOAD_AGGREGATE;
 	struct tm_capture *c;
 	struct tm_snapshot *s;
 	struct tm_error why;
 	void *counters = NULL;
 
+	if (tm_input_read(in, 0, d, size < sizeof(d) ? (size_t)size : sizeof(d), err))
+		return NULL;
 	if (size < TM_NATIVE_MAGIC_LEN ||
 	    memcmp(d, TM_NATIVE_MAGIC, TM_NATIVE_MAGIC_LEN) != 0) {
-		if (size < TM_NATIVE_MAGIC_LEN && memcmp(d, TM_NATIVE_MAGIC, size) == 0)
-			tm_error_set(err, "truncated native snapshot (%zu bytes)", size);
+		if (size < TM_NATIVE_MAGIC_LEN && memcmp(d, TM_NATIVE_MAGIC, (size_t)size) == 0)
+			tm_error_set(err, "truncated native snapshot (%" PRIu64 " bytes)", size);
 		else
 			tm_error_set(err, "not a tmbpf native snapshot (bad magic)");
 		return NULL;
 	}
 	if (size < H_HEADER_SIZE + 4) {
-		tm_error_set(err, "truncated native snapshot (%zu bytes, the header alone is "
-			     "%u)", size, TM_NATIVE_HEADER_SIZE);
+		tm_error_set(err, "truncated native snapshot (%" PRIu64 " bytes, the header alone "
+			     "is %u)", size, TM_NATIVE_HEADER_SIZE);
 		return NULL;
 	}
 	major = get16(d + H_MAJOR);
@@ -321,24 +523,24 @@ struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_
 		return NULL;
 	}
 	if (size < header_size) {
-		tm_error_set(err, "truncated native snapshot (%zu bytes, the header alone is "
-			     "%u)", size, header_size);
+		tm_error_set(err, "truncated native snapshot (%" PRIu64 " bytes, the header alone "
+			     "is %u)", size, header_size);
 		return NULL;
 	}
 	file_size = get64(d + H_FILE_SIZE);
 	if (file_size != size) {
 		if (file_size > size)
-			tm_error_set(err, "truncated native snapshot (%zu of %" PRIu64 " bytes)",
-				     size, file_size);
+			tm_error_set(err, "truncated native snapshot (%" PRIu64 " of %" PRIu64
+				     " bytes)", size, file_size);
 		else
-			tm_error_set(err, "corrupt native snapshot: %zu bytes, the header says "
-				     "%" PRIu64, size, file_size);
+			tm_error_set(err, "corrupt native snapshot: %" PRIu64 " bytes, the header "
+				     "says %" PRIu64, size, file_size);
 		return NULL;
 	}
-	flags = get32(d + H_FLAGS);
-	if (flags) {
+	flags_field = get32(d + H_FLAGS);
+	if (flags_field) {
 		tm_error_set(err, "native snapshot uses features this tmbpf does not know "
-			     "(flags 0x%x, version %u.%u)", flags, major, minor);
+			     "(flags 0x%x, version %u.%u)", flags_field, major, minor);
 		return NULL;
 	}
 	/* sections: aligned, in order, inside the file, not overlapping */
@@ -348,7 +550,7 @@ struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_
 		len[i] = get64(d + H_SECTIONS + 16 * i + 8);
 		if (off[i] % 8 || off[i] < end || off[i] > size || len[i] > size - off[i]) {
 			tm_error_set(err, "corrupt native snapshot: the %s section [%" PRIu64
-				     ", +%" PRIu64 ") is misplaced in a file of %zu bytes",
+				     ", +%" PRIu64 ") is misplaced in a file of %" PRIu64 " bytes",
 				     section_names[i], off[i], len[i], size);
 			return NULL;
 		}
@@ -368,6 +570,7 @@ struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_
 	s->ntracebacks = get32(d + H_NTRACEBACKS);
 	s->ntraces = get64(d + H_NTRACES);
 	s->str_pool_len = get64(d + H_STR_POOL_LEN);
+	ncounters = get32(d + H_NCOUNTERS);
 	c->tier = (enum tm_tier)get32(d + H_TIER);
 	c->coverage = (enum tm_coverage)get32(d + H_COVERAGE);
 	c->coverage_note = get32(d + H_COVERAGE_NOTE);
@@ -386,21 +589,22 @@ struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_
 		tm_error_set(err, "corrupt native snapshot: table sizes out of range");
 		goto fail;
 	}
-
-	if (copy_section(d, off, len, SEC_STR_OFF, (uint64_t)s->nstrings + 1,
-			 sizeof(uint64_t), (void **)&s->str_off, err) ||
-	    copy_section(d, off, len, SEC_STR_POOL, s->str_pool_len, 1, (void **)&s->str_pool,
-			 err) ||
-	    copy_section(d, off, len, SEC_FRAMES, s->nframes, sizeof(struct tm_frame),
-			 (void **)&s->frames, err) ||
-	    copy_section(d, off, len, SEC_FRAME_IDS, s->nframe_ids, sizeof(tm_id),
-			 (void **)&s->frame_ids, err) ||
-	    copy_section(d, off, len, SEC_TRACEBACKS, s->ntracebacks,
-			 sizeof(struct tm_traceback), (void **)&s->tracebacks, err) ||
-	    copy_section(d, off, len, SEC_TRACES, s->ntraces, sizeof(struct tm_trace),
-			 (void **)&s->traces, err) ||
-	    copy_section(d, off, len, SEC_COUNTERS, get32(d + H_NCOUNTERS), COUNTER_RECORD_SIZE,
-			 &counters, err))
+	/* every section's size first, then the reads */
+	if (check_section(len, SEC_STR_OFF, (uint64_t)s->nstrings + 1, sizeof(uint64_t), err) ||
+	    check_section(len, SEC_STR_POOL, s->str_pool_len, 1, err) ||
+	    check_section(len, SEC_FRAMES, s->nframes, sizeof(struct tm_frame), err) ||
+	    check_section(len, SEC_FRAME_IDS, s->nframe_ids, sizeof(tm_id), err) ||
+	    check_section(len, SEC_TRACEBACKS, s->ntracebacks, sizeof(struct tm_traceback), err) ||
+	    check_section(len, SEC_TRACES, s->ntraces, sizeof(struct tm_trace), err) ||
+	    check_section(len, SEC_COUNTERS, ncounters, COUNTER_RECORD_SIZE, err))
+		goto fail;
+	if (read_section(in, off, len, SEC_STR_OFF, (void **)&s->str_off, err) ||
+	    read_section(in, off, len, SEC_STR_POOL, (void **)&s->str_pool, err) ||
+	    read_section(in, off, len, SEC_FRAMES, (void **)&s->frames, err) ||
+	    read_section(in, off, len, SEC_FRAME_IDS, (void **)&s->frame_ids, err) ||
+	    read_section(in, off, len, SEC_TRACEBACKS, (void **)&s->tracebacks, err) ||
+	    (!aggregate && read_section(in, off, len, SEC_TRACES, (void **)&s->traces, err)) ||
+	    read_section(in, off, len, SEC_COUNTERS, &counters, err))
 		goto fail;
 	if (s->nstrings == 0) {
 		/* the end offset of no string must be 0; the model keeps no table */
@@ -421,7 +625,7 @@ struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_
 	if (counters) {
 		const unsigned char *rec = counters;
 
-		c->ncounters = get32(d + H_NCOUNTERS);
+		c->ncounters = ncounters;
 		c->counters = malloc((size_t)c->ncounters * sizeof(*c->counters));
 		if (!c->counters) {
 			tm_error_set(err, "out of memory");
@@ -433,13 +637,31 @@ struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_
 		counters = NULL;
 	}
 	/* every id, range, NUL terminator and the total size: linear and cheap */
-	if (tm_snapshot_validate(s, &why)) {
-		tm_error_set(err, "corrupt native snapshot: %s", why.msg);
-		goto fail;
+	if (aggregate) {
+		uint64_t ntraces = s->ntraces;
+
+		s->ntraces = s->traces_cap = 0;
+		if (tm_validate_tables(s, &why))
+			goto corrupt;
+		if (aggregate_traces(in, off[SEC_TRACES], ntraces, s, err))
+			goto fail;
+		if (tm_validate_capture(s, &why))
+			goto corrupt;
+	} else if (tm_snapshot_validate(s, &why)) {
+		goto corrupt;
 	}
 	return s;
+corrupt:
+	tm_error_set(err, "corrupt native snapshot: %s", why.msg);
 fail:
 	free(counters);
 	tm_snapshot_free(s);
 	return NULL;
+}
+
+struct tm_snapshot *tm_native_load_mem(const void *data, size_t size, struct tm_error *err)
+{
+	struct tm_input in = { .fd = -1, .mem = data, .size = size };
+
+	return tm_native_load_input(&in, 0, err);
 }

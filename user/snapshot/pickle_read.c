@@ -57,7 +57,8 @@ enum pk_kind {
 	PK_STR,         /* a: index into vm->strs */
 	PK_FRAME,       /* the tuple (filename, lineno); a: frame id in the snapshot */
 	PK_FRAMES,      /* a tuple of PK_FRAME values; a: index into vm->fseqs */
-	PK_TRACE,       /* a valid trace tuple; a: domain, u: size, b: traceback id */
+	PK_TRACE,       /* a valid trace tuple; a: its (traceback, domain) id in
+			 * vm->keys, u: size */
 	PK_TUPLE,       /* any other tuple; a: index into vm->tuples */
 	PK_LIST,        /* a list of traces; a: index into vm->lists */
 	PK_DICT,        /* a: index into vm->dicts */
@@ -114,14 +115,43 @@ struct pk_fseq {
 	tm_id last_tb;
 };
 
+/* The trace keys of each frame sequence's last traceback (vm->fkeys, by
+ * sequence), for its two most recent domains: apart from struct pk_fseq, as
+ * every trace reads it. */
+struct pk_fseq_key {
+	uint32_t total;
+	tm_id tb;               /* the traceback (fs, total); TM_ID_NONE: none yet */
+	uint32_t domain[2];
+	tm_id key[2];           /* TM_ID_NONE: none yet */
+};
+
 struct pk_tuple {
 	uint64_t first;         /* into vm->elems */
 	uint32_t n;
 };
 
+/*
+ * A list of traces. A full load keeps the traces; an aggregated one keeps one
+ * item per (traceback, domain) key with the sum of the sizes and the number
+ * of traces (counts). dump() has one list, whose sums are kept in vm->acc,
+ * indexed by key id; any other list (a hostile or hand-made pickle) keeps its
+ * items itself, found through a small hash table from key id to item. Either
+ * way the running total of the sizes is checked as traces come.
+ */
+struct pk_slot {
+	tm_id key;              /* TM_ID_NONE = empty */
+	uint32_t item;
+};
+
 struct pk_list {
 	struct tm_trace *items;
+	uint64_t *counts;       /* aggregated: traces per item (cap entries) */
 	uint64_t n, cap;
+	uint64_t ntraces;       /* traces appended */
+	uint64_t total;         /* sum of their sizes, while it fits int64 */
+	uint64_t too_big_at;    /* the trace that made it exceed INT64_MAX, or UINT64_MAX */
+	struct pk_slot *slots;  /* aggregated: key -> item, 2^shift_bits slots */
+	unsigned slot_bits;
 };
 
 /* (frame sequence, total_nframe) -> traceback id, open addressing */
@@ -131,15 +161,35 @@ struct pk_tbmap {
 	uint64_t mask, count;
 };
 
+/*
+ * The input is read through a window: data[0 .. len) are the input bytes at
+ * [base, base + len), and pos is the cursor in it. An input in memory is one
+ * window (base 0, len = total); a file streams through a buffer that keeps
+ * the bytes from the cursor on, refilled and grown (for one long item) by
+ * pk_fill(). So nothing may keep a pointer into data across a pk_has():
+ * strings of a streamed input are copied to the arena.
+ */
 struct pk_vm {
 	const unsigned char *data;
 	size_t len, pos;
-	size_t op_pos;          /* offset of the opcode being run */
+	uint64_t base, total;
+	const struct tm_input *in;      /* NULL: data is the whole input */
+	unsigned char *buf;             /* the streaming window */
+	size_t buf_cap;
+	bool io_failed;                 /* a read failed: err says why */
+	bool aggregate;
+	uint64_t op_pos;        /* input offset of the opcode being run */
 	unsigned op;
 	unsigned proto;
 	struct tm_snapshot *s;
 	struct tm_error *err;
 	uint64_t frame_id_budget;
+	struct tm_trace_keys keys;      /* (traceback, domain) of every trace built */
+	struct pk_sum {
+		uint64_t size, count;
+	} *acc;                         /* aggregated: sums of list acc_list, by key */
+	size_t acc_len, acc_cap;        /* initialised (zero) sums, room */
+	uint32_t acc_list;              /* UINT32_MAX until a list gets a trace */
 
 	struct pk_value *stack;
 	size_t sp, stack_cap;
@@ -149,10 +199,18 @@ struct pk_vm {
 
 	uint64_t *memo;         /* compact entries, see pk_memo_put() */
 	size_t memo_cap;        /* allocated slots */
+	size_t memo_init;       /* slots initialised (the others are unset): a
+				 * realloc'd memo is not touched beyond its use */
 	size_t memo_len;        /* slots set (what MEMOIZE numbers from) */
 	size_t memo_stores;
 	struct pk_value *memo_big;      /* memoized values too big for an entry */
 	size_t memo_nbig, memo_big_cap;
+	struct pk_fmap_slot {
+		uint32_t idx;           /* memo index; UINT32_MAX = empty slot */
+		uint32_t fs;            /* its frame sequence, or UINT32_MAX: no longer one */
+	} *fmap;                        /* the memo's frames tuples, see pk_fmap_set() */
+	unsigned fmap_bits;
+	size_t fmap_used;               /* slots taken */
 
 	struct pk_str *strs;
 	size_t nstrs, strs_cap;
@@ -160,6 +218,8 @@ struct pk_vm {
 	size_t arena_len, arena_cap;
 	struct pk_fseq *fseqs;
 	size_t nfseqs, fseqs_cap;
+	struct pk_fseq_key *fkeys;
+	size_t fkeys_cap;
 	tm_id *fbuf;
 	size_t fbuf_len, fbuf_cap;
 	struct pk_tuple *tuples;
@@ -262,23 +322,26 @@ static int pk_fail(struct pk_vm *vm, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	tm_error_set(vm->err, "pickle opcode 0x%02x (%s) at offset %zu: %s", vm->op,
+	tm_error_set(vm->err, "pickle opcode 0x%02x (%s) at offset %" PRIu64 ": %s", vm->op,
 		     pk_op_name(vm->op), vm->op_pos, what);
 	return -1;
 }
 
 static int pk_refuse(struct pk_vm *vm)
 {
-	tm_error_set(vm->err, "pickle opcode 0x%02x (%s) at offset %zu is not allowed in a "
-		     "tracemalloc snapshot", vm->op, pk_op_name(vm->op), vm->op_pos);
+	tm_error_set(vm->err, "pickle opcode 0x%02x (%s) at offset %" PRIu64 " is not allowed "
+		     "in a tracemalloc snapshot", vm->op, pk_op_name(vm->op), vm->op_pos);
 	return -1;
 }
 
+/* The input ends inside the opcode (unless a read failed: err says so). */
 static int pk_truncated(struct pk_vm *vm)
 {
-	tm_error_set(vm->err, "pickle data ends at offset %zu inside opcode 0x%02x (%s) "
-		     "at offset %zu (truncated file?)", vm->len, vm->op, pk_op_name(vm->op),
-		     vm->op_pos);
+	if (vm->io_failed)
+		return -1;
+	tm_error_set(vm->err, "pickle data ends at offset %" PRIu64 " inside opcode 0x%02x "
+		     "(%s) at offset %" PRIu64 " (truncated file?)", vm->total, vm->op,
+		     pk_op_name(vm->op), vm->op_pos);
 	return -1;
 }
 
@@ -399,9 +462,60 @@ static int pk_pop_mark(struct pk_vm *vm, size_t *at)
 
 /* ---- reading the input ------------------------------------------------------- */
 
-static inline bool pk_has(const struct pk_vm *vm, size_t n)
+/* Input bytes after the cursor. */
+static inline uint64_t pk_left(const struct pk_vm *vm)
 {
-	return vm->len - vm->pos >= n;
+	return vm->total - vm->base - vm->pos;
+}
+
+/* Moves the window to start at the cursor and reads until it holds n bytes
+ * (growing it for one long item). False when the input has fewer, or when a
+ * read fails (io_failed, err set). */
+static bool pk_fill(struct pk_vm *vm, size_t n)
+{
+	size_t keep = vm->len - vm->pos, want;
+
+	if (!vm->in || pk_left(vm) < n || vm->io_failed)
+		return false;
+	if (n > vm->buf_cap) {
+		size_t cap = vm->buf_cap * 2 > n ? vm->buf_cap * 2 : n;
+		unsigned char *b;
+
+		if (cap > pk_left(vm))
+			cap = (size_t)pk_left(vm);      /* >= n */
+		b = malloc(cap);
+		if (!b) {
+			tm_error_set(vm->err, "out of memory reading the pickle (%zu bytes at "
+				     "offset %" PRIu64 ")", n, vm->base + vm->pos);
+			vm->io_failed = true;
+			return false;
+		}
+		memcpy(b, vm->data + vm->pos, keep);
+		free(vm->buf);
+		vm->buf = b;
+		vm->buf_cap = cap;
+	} else {
+		memmove(vm->buf, vm->data + vm->pos, keep);
+	}
+	vm->base += vm->pos;
+	vm->pos = 0;
+	vm->data = vm->buf;
+	vm->len = keep;
+	want = vm->buf_cap - keep;
+	if (want > pk_left(vm) - keep)
+		want = (size_t)(pk_left(vm) - keep);
+	if (tm_input_read(vm->in, vm->base + keep, vm->buf + keep, want, vm->err)) {
+		vm->io_failed = true;
+		return false;
+	}
+	vm->len += want;
+	return true;
+}
+
+/* Whether n bytes follow the cursor, in the window. */
+static inline bool pk_has(struct pk_vm *vm, size_t n)
+{
+	return vm->len - vm->pos >= n || pk_fill(vm, n);
 }
 
 static uint64_t pk_le(const unsigned char *p, unsigned n)
@@ -413,17 +527,32 @@ static uint64_t pk_le(const unsigned char *p, unsigned n)
 	return v;
 }
 
+/* Where the line that starts `from` bytes after the cursor ends: the offset
+ * of its '\n' from the cursor (the line and what is before it are then in
+ * the window). */
+static int pk_line_end(struct pk_vm *vm, size_t from, size_t *end)
+{
+	for (;;) {
+		const unsigned char *p = vm->data + vm->pos;
+		const unsigned char *nl = memchr(p + from, '\n', vm->len - vm->pos - from);
+
+		if (nl) {
+			*end = (size_t)(nl - p);
+			return 0;
+		}
+		from = vm->len - vm->pos;
+		if (!pk_has(vm, from + 1))
+			return pk_truncated(vm);
+	}
+}
+
 /* A text argument: the bytes up to '\n' (which must be there, as for
  * CPython's _Unpickler_Readline); the newline is consumed, not returned. */
 static int pk_readline(struct pk_vm *vm, const unsigned char **line, size_t *n)
 {
-	const unsigned char *p = vm->data + vm->pos;
-	const unsigned char *nl = memchr(p, '\n', vm->len - vm->pos);
-
-	if (!nl)
-		return pk_truncated(vm);
-	*line = p;
-	*n = (size_t)(nl - p);
+	if (pk_line_end(vm, 0, n))
+		return -1;
+	*line = vm->data + vm->pos;
 	vm->pos += *n + 1;
 	return 0;
 }
@@ -592,14 +721,23 @@ static int pk_binunicode(struct pk_vm *vm, unsigned lenbytes)
 		return pk_truncated(vm);
 	n = pk_le(vm->data + vm->pos, lenbytes);
 	vm->pos += lenbytes;
-	if (n > vm->len - vm->pos)
+	if (n > pk_left(vm))
 		return pk_fail(vm, "string of %" PRIu64 " bytes runs past the end of the data "
-			       "(%zu bytes left: truncated file?)", n, vm->len - vm->pos);
+			       "(%" PRIu64 " bytes left: truncated file?)", n, pk_left(vm));
+	if (!pk_has(vm, (size_t)n))
+		return pk_truncated(vm);        /* a failed read */
 	if (!tm_utf8_valid(vm->data + vm->pos, (size_t)n, &bad))
-		return pk_fail(vm, "string is not valid UTF-8 (byte 0x%02x at offset %zu)",
-			       vm->data[vm->pos + bad], vm->pos + bad);
+		return pk_fail(vm, "string is not valid UTF-8 (byte 0x%02x at offset %" PRIu64 ")",
+			       vm->data[vm->pos + bad], vm->base + vm->pos + bad);
 	vm->pos += (size_t)n;
-	return pk_push_str(vm, vm->pos - n, (size_t)n, false);
+	if (!vm->in)
+		return pk_push_str(vm, vm->pos - n, (size_t)n, false);
+	/* the window moves on: keep a copy */
+	if (PK_RESERVE(vm, vm->arena, vm->arena_cap, vm->arena_len + n))
+		return -1;
+	memcpy(vm->arena + vm->arena_len, vm->data + vm->pos - n, (size_t)n);
+	vm->arena_len += (size_t)n;
+	return pk_push_str(vm, vm->arena_len - n, (size_t)n, true);
 }
 
 static size_t pk_put_utf8(char *o, uint32_t cp)
@@ -874,8 +1012,8 @@ static int pk_traceback(struct pk_vm *vm, uint32_t fs_index, uint32_t total, tm_
 	 * that a frames tuple reused with ever new total_nframe values cannot
 	 * make us store it again and again without limit. */
 	if (vm->s->nframe_ids + (uint64_t)fs->n > vm->frame_id_budget)
-		return pk_fail(vm, "the tracebacks hold more frames than a pickle of %zu bytes "
-			       "can describe", vm->len);
+		return pk_fail(vm, "the tracebacks hold more frames than a pickle of %" PRIu64
+			       " bytes can describe", vm->total);
 	tb = tm_intern_traceback(vm->s, vm->fbuf + fs->first, fs->n, total);
 	if (tb == TM_ID_NONE)
 		return pk_fail(vm, "cannot store traceback (out of memory or too many)");
@@ -886,6 +1024,46 @@ found:
 	fs->last_total = total;
 	fs->last_tb = tb;
 	*out = tb;
+	return 0;
+}
+
+/* The (traceback, domain) key of a trace of frame sequence fs_index: what a
+ * PK_TRACE value holds. dump() memoizes one frames tuple per traceback, so
+ * its traces share one total_nframe and a domain or two: a small cache per
+ * frame sequence makes most of them a comparison or two (the traces of one
+ * traceback are scattered in the file: without it, each would chase its
+ * traceback and key through tables bigger than the CPU caches). */
+static inline int pk_trace_key(struct pk_vm *vm, uint32_t fs_index, uint32_t domain,
+			       uint32_t total, tm_id *out)
+{
+	struct pk_fseq_key *fk = &vm->fkeys[fs_index];
+	tm_id key;
+
+	if (fk->tb != TM_ID_NONE && fk->total == total) {
+		if (fk->key[0] != TM_ID_NONE && fk->domain[0] == domain) {
+			*out = fk->key[0];
+			return 0;
+		}
+		if (fk->key[1] != TM_ID_NONE && fk->domain[1] == domain) {
+			*out = fk->key[1];
+			return 0;
+		}
+	} else {
+		tm_id tb = TM_ID_NONE;
+
+		if (pk_traceback(vm, fs_index, total, &tb))
+			return -1;
+		*fk = (struct pk_fseq_key){ total, tb, { 0, 0 }, { TM_ID_NONE, TM_ID_NONE } };
+	}
+	key = tm_trace_keys_get(&vm->keys, fk->tb, domain);
+	if (key == TM_ID_NONE)
+		return pk_fail(vm, "cannot store trace (out of memory or too many)");
+	/* most recent first */
+	fk->domain[1] = fk->domain[0];
+	fk->key[1] = fk->key[0];
+	fk->domain[0] = domain;
+	fk->key[0] = key;
+	*out = key;
 	return 0;
 }
 
@@ -923,12 +1101,11 @@ static int pk_build_tuple(struct pk_vm *vm, size_t n)
 	    (n == 3 || it[3].kind == PK_NONE || (it[3].kind == PK_INT && it[3].u < UINT32_MAX))) {
 		uint32_t total = n == 4 && it[3].kind == PK_INT ? (uint32_t)it[3].u
 							       : TM_TOTAL_NFRAME_NONE;
-		tm_id tb = TM_ID_NONE;
+		tm_id key = TM_ID_NONE;
 
-		if (pk_traceback(vm, it[2].a, total, &tb))
+		if (pk_trace_key(vm, it[2].a, (uint32_t)it[0].u, total, &key))
 			return -1;
-		out = (struct pk_value){ .kind = PK_TRACE, .a = (uint32_t)it[0].u, .u = it[1].u,
-					 .b = tb };
+		out = (struct pk_value){ .kind = PK_TRACE, .a = key, .u = it[1].u };
 		goto done;
 	}
 	for (i = 0; i < n && it[i].kind == PK_FRAME; i++)
@@ -937,12 +1114,15 @@ static int pk_build_tuple(struct pk_vm *vm, size_t n)
 		if (n > UINT32_MAX || vm->nfseqs >= UINT32_MAX)
 			return pk_fail(vm, "tuple of frames too long");
 		if (PK_RESERVE(vm, vm->fbuf, vm->fbuf_cap, vm->fbuf_len + n) ||
-		    PK_RESERVE(vm, vm->fseqs, vm->fseqs_cap, vm->nfseqs + 1))
+		    PK_RESERVE(vm, vm->fseqs, vm->fseqs_cap, vm->nfseqs + 1) ||
+		    PK_RESERVE(vm, vm->fkeys, vm->fkeys_cap, vm->nfseqs + 1))
 			return -1;
 		for (i = 0; i < n; i++)
 			vm->fbuf[vm->fbuf_len + i] = it[i].a;
 		vm->fseqs[vm->nfseqs] = (struct pk_fseq){ vm->fbuf_len, (uint32_t)n, 0,
 							  TM_ID_NONE };
+		vm->fkeys[vm->nfseqs] = (struct pk_fseq_key){ 0, TM_ID_NONE, { 0, 0 },
+							      { TM_ID_NONE, TM_ID_NONE } };
 		vm->fbuf_len += n;
 		out = (struct pk_value){ .kind = PK_FRAMES, .a = (uint32_t)vm->nfseqs++ };
 		goto done;
@@ -980,8 +1160,89 @@ static int pk_new_list(struct pk_vm *vm)
 		return pk_fail(vm, "too many lists");
 	if (PK_RESERVE(vm, vm->lists, vm->lists_cap, vm->nlists + 1))
 		return -1;
-	vm->lists[vm->nlists] = (struct pk_list){ NULL, 0, 0 };
+	vm->lists[vm->nlists] = (struct pk_list){ .too_big_at = UINT64_MAX };
 	return pk_push(vm, (struct pk_value){ .kind = PK_LIST, .a = (uint32_t)vm->nlists++ });
+}
+
+/* Key ids are dense (0, 1, 2... in order of first appearance): a Fibonacci
+ * hash spreads them evenly over the slots. */
+static inline uint64_t pk_slot_hash(tm_id key, unsigned bits)
+{
+	return (key * 0x9e3779b97f4a7c15ULL) >> (64 - bits);
+}
+
+/* Doubles an aggregated list's slot table (kept at most half full). */
+static int pk_list_rehash(struct pk_vm *vm, struct pk_list *l)
+{
+	unsigned bits = l->slots ? l->slot_bits + 1 : 6;
+	uint64_t size = (uint64_t)1 << bits, old = l->slots ? (uint64_t)1 << l->slot_bits : 0;
+	uint64_t i, j;
+	struct pk_slot *slots;
+
+	if (bits > 40 || !(slots = malloc((size_t)size * sizeof(*slots))))
+		return pk_nomem(vm);
+	memset(slots, 0xff, (size_t)size * sizeof(*slots));
+	for (i = 0; i < old; i++) {
+		if (l->slots[i].key == TM_ID_NONE)
+			continue;
+		for (j = pk_slot_hash(l->slots[i].key, bits); slots[j].key != TM_ID_NONE;
+		     j = (j + 1) & (size - 1))
+			;
+		slots[j] = l->slots[i];
+	}
+	free(l->slots);
+	l->slots = slots;
+	l->slot_bits = bits;
+	return 0;
+}
+
+/* The item of an aggregated list for key, added (empty) when new. */
+static int pk_list_item(struct pk_vm *vm, struct pk_list *l, tm_id key, uint64_t *item)
+{
+	struct pk_slot *slot;
+	uint64_t mask, j;
+
+	if (!l->slots || (l->n + 1) * 2 > (uint64_t)1 << l->slot_bits) {
+		if (pk_list_rehash(vm, l))
+			return -1;
+	}
+	mask = ((uint64_t)1 << l->slot_bits) - 1;
+	for (j = pk_slot_hash(key, l->slot_bits);; j = (j + 1) & mask) {
+		slot = &l->slots[j];
+		if (slot->key == key) {
+			*item = slot->item;
+			return 0;
+		}
+		if (slot->key == TM_ID_NONE)
+			break;
+	}
+	if (l->n == l->cap) {
+		size_t cap = (size_t)l->cap, cap2 = cap;
+
+		/* items and counts keep one capacity (the snapshot's traces_cap) */
+		if (pk_reserve(vm, (void **)&l->items, &cap, (size_t)l->n + 1, sizeof(*l->items)) ||
+		    pk_reserve(vm, (void **)&l->counts, &cap2, (size_t)l->n + 1,
+			       sizeof(*l->counts)))
+			return -1;
+		l->cap = cap < cap2 ? cap : cap2;
+	}
+	l->items[l->n] = (struct tm_trace){ 0, 0, vm->keys.keys[key].domain,
+					    vm->keys.keys[key].traceback };
+	l->counts[l->n] = 0;
+	slot->key = key;
+	slot->item = (uint32_t)l->n;
+	*item = l->n++;
+	return 0;
+}
+
+/* Makes vm->acc cover key: zero sums up to it (keys are numbered in order). */
+static int pk_acc_grow(struct pk_vm *vm, tm_id key)
+{
+	if (PK_RESERVE(vm, vm->acc, vm->acc_cap, (size_t)key + 1))
+		return -1;
+	memset(vm->acc + vm->acc_len, 0, ((size_t)key + 1 - vm->acc_len) * sizeof(*vm->acc));
+	vm->acc_len = (size_t)key + 1;
+	return 0;
 }
 
 /* Appends stack[from..sp) to the list at stack[from - 1] and pops them. */
@@ -994,7 +1255,9 @@ static int pk_append(struct pk_vm *vm, size_t from)
 	if (lv->kind != PK_LIST)
 		return pk_fail(vm, "appends to %s, not a list", pk_kind_name(vm, lv));
 	l = &vm->lists[lv->a];
-	if (l->n + n > l->cap) {
+	if (vm->aggregate && n && vm->acc_list == UINT32_MAX)
+		vm->acc_list = lv->a;
+	if (!vm->aggregate && l->n + n > l->cap) {
 		size_t cap = (size_t)l->cap;
 
 		if (pk_reserve(vm, (void **)&l->items, &cap, (size_t)l->n + n, sizeof(*l->items)))
@@ -1003,15 +1266,42 @@ static int pk_append(struct pk_vm *vm, size_t from)
 	}
 	for (i = 0; i < n; i++) {
 		const struct pk_value *v = &vm->stack[from + i];
+		const struct tm_trace_key *key;
+		uint64_t item;
 
 		if (v->kind != PK_TRACE) {
 			char why[200];
 
 			/* the only list a snapshot has is its list of traces */
 			return pk_fail(vm, "item %" PRIu64 " of a list is not a trace: %s",
-				       l->n, pk_explain_trace(vm, v, why, sizeof(why)));
+				       l->ntraces, pk_explain_trace(vm, v, why, sizeof(why)));
 		}
-		l->items[l->n++] = (struct tm_trace){ 0, v->u, v->a, v->b };
+		/* sums and differences of sizes must fit int64 (snapshot.h); the
+		 * error waits for the end: only the snapshot's own list matters */
+		if (l->too_big_at == UINT64_MAX) {
+			if (v->u > (uint64_t)INT64_MAX - l->total)
+				l->too_big_at = l->ntraces;
+			else
+				l->total += v->u;
+		}
+		l->ntraces++;
+		if (vm->aggregate && lv->a == vm->acc_list) {
+			/* the sums are far bigger than the caches: fetch ahead */
+			if (i + 8 < n && vm->stack[from + i + 8].a < vm->acc_len)
+				__builtin_prefetch(&vm->acc[vm->stack[from + i + 8].a], 1);
+			if (v->a >= vm->acc_len && pk_acc_grow(vm, v->a))
+				return -1;
+			vm->acc[v->a].size += v->u;
+			vm->acc[v->a].count++;
+		} else if (vm->aggregate) {
+			if (pk_list_item(vm, l, v->a, &item))
+				return -1;
+			l->items[item].size += v->u;
+			l->counts[item]++;
+		} else {
+			key = &vm->keys.keys[v->a];
+			l->items[l->n++] = (struct tm_trace){ 0, v->u, key->domain, key->traceback };
+		}
 	}
 	vm->sp = from;
 	return 0;
@@ -1115,9 +1405,12 @@ static int pk_global(struct pk_vm *vm, const unsigned char *mod, size_t mlen,
  * of a million entries among which the few thousand frames tuples that every
  * trace looks up are scattered; with small entries those lookups stay in the
  * cache (with 24-byte values, loading such a file took 3 times as long).
- * Values that do not fit (traces, negative ints, ints of 2**60 or more) are
- * appended to vm->memo_big and the entry holds their index.
+ * A trace (that dump() memoizes but never looks up again) is its key id and
+ * its size in 28 bits: the placeholder costs 8 bytes, whatever the file.
+ * Values that do not fit (traces of 256 MiB or more, negative ints, ints of
+ * 2**60 or more) are appended to vm->memo_big and the entry holds their index.
  */
+#define PK_MEMO_TRACE_SIZE_BITS 28u
 #define PK_MEMO_BIG 15u
 _Static_assert(PK_OBJECT < PK_MEMO_BIG, "memo entry kinds fit in 4 bits");
 
@@ -1129,9 +1422,13 @@ static int pk_memo_encode(struct pk_vm *vm, const struct pk_value *v, uint64_t *
 			break;
 		*out = v->u << 4 | PK_INT;
 		return 0;
+	case PK_TRACE:
+		if (v->u >> PK_MEMO_TRACE_SIZE_BITS)
+			break;
+		*out = (v->u << 32 | v->a) << 4 | PK_TRACE;
+		return 0;
 	case PK_NEGINT:
 	case PK_HUGEINT:
-	case PK_TRACE:
 		break;
 	default:        /* the value is all in `a` */
 		*out = (uint64_t)v->a << 4 | v->kind;
@@ -1152,11 +1449,94 @@ static struct pk_value pk_memo_decode(const struct pk_vm *vm, uint64_t e)
 		return vm->memo_big[e >> 4];
 	if (kind == PK_INT)
 		return pk_int(e >> 4);
+	if (kind == PK_TRACE)
+		return (struct pk_value){ .kind = PK_TRACE, .a = (uint32_t)(e >> 4), .u = e >> 36 };
 	return (struct pk_value){ .kind = (uint8_t)kind, .a = (uint32_t)(e >> 4) };
+}
+
+/*
+ * The memo entries that are frames tuples, also kept in a small hash table
+ * (memo index -> frame sequence) that the trace fast path reads instead of
+ * the memo: dump() memoizes every trace, so its frames tuples lie scattered
+ * in a memo many times bigger than the CPU caches, while this table of a few
+ * tens of thousands of entries stays in them. Kept exact by pk_memo_put():
+ * fmap says idx -> fs exactly when memo[idx] is that frames tuple.
+ */
+static inline uint64_t pk_fmap_hash(uint32_t idx, unsigned bits)
+{
+	return (idx * 0x9e3779b97f4a7c15ULL) >> (64 - bits);
+}
+
+/* The frame sequence memoized at idx, or UINT32_MAX. */
+static inline uint32_t pk_fmap_get(const struct pk_vm *vm, uint64_t idx)
+{
+	uint64_t mask, j;
+
+	if (!vm->fmap || idx >= UINT32_MAX)
+		return UINT32_MAX;
+	mask = ((uint64_t)1 << vm->fmap_bits) - 1;
+	for (j = pk_fmap_hash((uint32_t)idx, vm->fmap_bits); vm->fmap[j].idx != UINT32_MAX;
+	     j = (j + 1) & mask)
+		if (vm->fmap[j].idx == idx)
+			return vm->fmap[j].fs;
+	return UINT32_MAX;
+}
+
+static int pk_fmap_grow(struct pk_vm *vm)
+{
+	unsigned bits = vm->fmap ? vm->fmap_bits + 1 : 10;
+	uint64_t size = (uint64_t)1 << bits, old = vm->fmap ? (uint64_t)1 << vm->fmap_bits : 0;
+	struct pk_fmap_slot *slots;
+	uint64_t i, j;
+
+	if (bits > 33 || !(slots = malloc((size_t)size * sizeof(*slots))))
+		return pk_nomem(vm);
+	memset(slots, 0xff, (size_t)size * sizeof(*slots));
+	vm->fmap_used = 0;
+	for (i = 0; i < old; i++) {
+		if (vm->fmap[i].idx == UINT32_MAX || vm->fmap[i].fs == UINT32_MAX)
+			continue;       /* stale entries go */
+		for (j = pk_fmap_hash(vm->fmap[i].idx, bits); slots[j].idx != UINT32_MAX;
+		     j = (j + 1) & (size - 1))
+			;
+		slots[j] = vm->fmap[i];
+		vm->fmap_used++;
+	}
+	free(vm->fmap);
+	vm->fmap = slots;
+	vm->fmap_bits = bits;
+	return 0;
+}
+
+/* Records that memo[idx] is now frame sequence fs (UINT32_MAX: something
+ * else, after it was one). */
+static int pk_fmap_set(struct pk_vm *vm, uint64_t idx, uint32_t fs)
+{
+	uint64_t mask, j;
+
+	if (idx >= UINT32_MAX)
+		return 0;       /* not in the table: the fast path leaves it alone */
+	if ((!vm->fmap || (vm->fmap_used + 1) * 2 > (size_t)1 << vm->fmap_bits) &&
+	    pk_fmap_grow(vm))
+		return -1;
+	mask = ((uint64_t)1 << vm->fmap_bits) - 1;
+	for (j = pk_fmap_hash((uint32_t)idx, vm->fmap_bits); vm->fmap[j].idx != UINT32_MAX;
+	     j = (j + 1) & mask) {
+		if (vm->fmap[j].idx == idx) {
+			vm->fmap[j].fs = fs;
+			return 0;
+		}
+	}
+	if (fs != UINT32_MAX) {
+		vm->fmap[j] = (struct pk_fmap_slot){ (uint32_t)idx, fs };
+		vm->fmap_used++;
+	}
+	return 0;
 }
 
 static int pk_memo_put(struct pk_vm *vm, uint64_t idx)
 {
+	const struct pk_value *v;
 	uint64_t e;
 
 	if (!pk_avail(vm))
@@ -1164,15 +1544,20 @@ static int pk_memo_put(struct pk_vm *vm, uint64_t idx)
 	if (idx >= (uint64_t)vm->memo_stores + TM_PICKLE_MEMO_SLACK)
 		return pk_fail(vm, "memo index %" PRIu64 " skips far ahead of the %zu entries "
 			       "stored so far", idx, vm->memo_stores);
-	if (idx >= vm->memo_cap) {
-		size_t old = vm->memo_cap;
-
+	if (idx >= vm->memo_init) {
 		if (PK_RESERVE(vm, vm->memo, vm->memo_cap, (size_t)idx + 1))
 			return -1;
-		memset(vm->memo + old, 0, (vm->memo_cap - old) * sizeof(*vm->memo));
+		memset(vm->memo + vm->memo_init, 0,
+		       ((size_t)idx + 1 - vm->memo_init) * sizeof(*vm->memo));
+		vm->memo_init = (size_t)idx + 1;
 	}
-	if (pk_memo_encode(vm, &vm->stack[vm->sp - 1], &e))
+	v = &vm->stack[vm->sp - 1];
+	if (pk_memo_encode(vm, v, &e))
 		return -1;
+	if (v->kind == PK_FRAMES || (vm->memo[idx] & 15) == PK_FRAMES) {
+		if (pk_fmap_set(vm, idx, v->kind == PK_FRAMES ? v->a : UINT32_MAX))
+			return -1;
+	}
 	if (vm->memo[idx] == PK_UNSET)
 		vm->memo_len++;
 	vm->memo[idx] = e;
@@ -1182,7 +1567,7 @@ static int pk_memo_put(struct pk_vm *vm, uint64_t idx)
 
 static int pk_memo_get(struct pk_vm *vm, uint64_t idx)
 {
-	if (idx >= vm->memo_cap || vm->memo[idx] == PK_UNSET)
+	if (idx >= vm->memo_init || vm->memo[idx] == PK_UNSET)
 		return pk_fail(vm, "memo entry %" PRIu64 " was never stored", idx);
 	return pk_push(vm, pk_memo_decode(vm, vm->memo[idx]));
 }
@@ -1211,12 +1596,38 @@ static int pk_text_index(struct pk_vm *vm, uint64_t *idx)
 
 /* ---- the end: checking what was built ------------------------------------------------ */
 
+/* The items of the list whose sums are in vm->acc: one per key used, in key
+ * order (the order in which the pairs first appeared). */
+static int pk_acc_items(struct pk_vm *vm, struct pk_list *l)
+{
+	size_t k, n = 0;
+
+	for (k = 0; k < vm->acc_len; k++)
+		n += vm->acc[k].count != 0;
+	if (!n)
+		return 0;
+	l->items = malloc(n * sizeof(*l->items));
+	l->counts = malloc(n * sizeof(*l->counts));
+	if (!l->items || !l->counts) {
+		tm_error_set(vm->err, "out of memory for %zu aggregated traces", n);
+		return -1;
+	}
+	for (k = 0; k < vm->acc_len; k++) {
+		if (!vm->acc[k].count)
+			continue;
+		l->items[l->n] = (struct tm_trace){ 0, vm->acc[k].size, vm->keys.keys[k].domain,
+						    vm->keys.keys[k].traceback };
+		l->counts[l->n++] = vm->acc[k].count;
+	}
+	l->cap = l->n;
+	return 0;
+}
+
 static struct tm_snapshot *pk_finish(struct pk_vm *vm)
 {
 	const struct pk_value *root, *traces, *list, *limit;
 	const struct pk_attrs *sa, *ta;
 	struct pk_list *l;
-	uint64_t total = 0, i;
 	char why[200];
 
 	if (!pk_avail(vm)) {
@@ -1254,19 +1665,20 @@ static struct tm_snapshot *pk_finish(struct pk_vm *vm)
 		return NULL;
 	}
 	l = &vm->lists[list->a];
-	for (i = 0; i < l->n; i++) {
-		if (l->items[i].size > (uint64_t)INT64_MAX - total) {
-			tm_error_set(vm->err, "the total size of the traces exceeds %" PRId64
-				     " bytes (at trace %" PRIu64 ")", INT64_MAX, i);
-			return NULL;
-		}
-		total += l->items[i].size;
+	if (l->too_big_at != UINT64_MAX) {
+		tm_error_set(vm->err, "the total size of the traces exceeds %" PRId64 " bytes (at "
+			     "trace %" PRIu64 ")", INT64_MAX, l->too_big_at);
+		return NULL;
 	}
+	if (vm->aggregate && list->a == vm->acc_list && pk_acc_items(vm, l))
+		return NULL;
 	vm->s->traces = l->items;
+	vm->s->trace_counts = l->counts;
 	vm->s->ntraces = l->n;
 	vm->s->traces_cap = l->cap;
 	vm->s->traceback_limit = (uint32_t)limit->u;
 	l->items = NULL;
+	l->counts = NULL;
 	return vm->s;
 }
 
@@ -1294,9 +1706,10 @@ static int pk_step(struct pk_vm *vm)
 			return pk_truncated(vm);
 		idx = pk_le(vm->data + vm->pos, 8);
 		vm->pos += 8;
-		if (idx > vm->len - vm->pos)
+		if (idx > pk_left(vm))
 			return pk_fail(vm, "frame of %" PRIu64 " bytes runs past the end of the "
-				       "data (%zu bytes left: truncated file?)", idx, vm->len - vm->pos);
+				       "data (%" PRIu64 " bytes left: truncated file?)", idx,
+				       pk_left(vm));
 		return 0;
 	case PK_OP_MARK:
 		if (vm->nmarks >= TM_PICKLE_MAX_MARKS)
@@ -1346,9 +1759,12 @@ static int pk_step(struct pk_vm *vm)
 		vm->pos += n;
 		if (n == 4 && (int32_t)(uint32_t)idx < 0)
 			return pk_fail(vm, "negative byte count");
-		if (idx > vm->len - vm->pos)
+		if (idx > pk_left(vm))
 			return pk_fail(vm, "integer of %" PRIu64 " bytes runs past the end of the "
-				       "data (%zu bytes left: truncated file?)", idx, vm->len - vm->pos);
+				       "data (%" PRIu64 " bytes left: truncated file?)", idx,
+				       pk_left(vm));
+		if (!pk_has(vm, (size_t)idx))
+			return pk_truncated(vm);        /* a failed read */
 		v = pk_long_bytes(vm->data + vm->pos, (size_t)idx);
 		vm->pos += (size_t)idx;
 		return pk_push(vm, v);
@@ -1419,12 +1835,14 @@ static int pk_step(struct pk_vm *vm)
 			return pk_fail(vm, "no dict below the MARK");
 		return pk_setitems(vm, at);
 	case PK_OP_GLOBAL: {
-		const unsigned char *mod, *name;
-		size_t mlen, nlen;
+		size_t mod_end, name_end;
 
-		if (pk_readline(vm, &mod, &mlen) || pk_readline(vm, &name, &nlen))
+		/* both lines in the window before either is used */
+		if (pk_line_end(vm, 0, &mod_end) || pk_line_end(vm, mod_end + 1, &name_end))
 			return -1;
-		return pk_global(vm, mod, mlen, name, nlen);
+		p = vm->data + vm->pos;
+		vm->pos += name_end + 1;
+		return pk_global(vm, p, mod_end, p + mod_end + 1, name_end - mod_end - 1);
 	}
 	case PK_OP_STACK_GLOBAL: {
 		const struct pk_value *mv, *nv;
@@ -1547,48 +1965,275 @@ static void pk_vm_free(struct pk_vm *vm)
 	free(vm->marks);
 	free(vm->memo);
 	free(vm->memo_big);
+	free(vm->fmap);
 	free(vm->strs);
 	free(vm->arena);
 	free(vm->fseqs);
+	free(vm->fkeys);
 	free(vm->fbuf);
 	free(vm->tuples);
 	free(vm->elems);
-	for (i = 0; i < vm->nlists; i++)
+	for (i = 0; i < vm->nlists; i++) {
 		free(vm->lists[i].items);
+		free(vm->lists[i].counts);
+		free(vm->lists[i].slots);
+	}
 	free(vm->lists);
 	free(vm->dicts);
 	free(vm->objects);
 	free(vm->tbmap.keys);
 	free(vm->tbmap.vals);
+	tm_trace_keys_destroy(&vm->keys);
+	free(vm->acc);
+	free(vm->buf);
 }
 
-struct tm_snapshot *tm_pickle_load_mem(const void *data, size_t len, struct tm_error *err)
-{
-	struct pk_vm vm = { .data = data, .len = len, .err = err };
-	struct tm_snapshot *result = NULL;
+/* ---- the trace fast path ------------------------------------------------------------ */
 
+/*
+ * dump() writes each trace as
+ *   MARK, domain, size, BINGET/LONG_BINGET of its frames tuple, total_nframe
+ *   (or NONE), TUPLE, MEMOIZE
+ * with the ints as BININT1/BININT2/BININT (LONG1 for big sizes). A million
+ * traces are seven million opcodes; pk_fast_trace() runs such a sequence as
+ * one step, with exactly the effect the opcodes have one by one (the same
+ * stack, memo and checks, and the same errors, reported at the same opcode).
+ * Anything else -- another opcode, a value that does not make a trace (a
+ * negative int, a memo entry that is not a frames tuple), a stack or mark
+ * limit -- is left untouched to the opcode-by-opcode path.
+ */
+
+/* The longest sequence: MARK, 3 LONG1 ints of 8 bytes, LONG_BINGET, TUPLE,
+ * LONG_BINPUT. */
+#define PK_FAST_TRACE_MAX (1 + 3 * 10 + 5 + 1 + 5)
+
+/* A non-negative int opcode at p[*i]: BININT1, BININT2, BININT, or LONG1 of
+ * at most 8 bytes. */
+static inline bool pk_fast_uint(const unsigned char *p, size_t *i, uint64_t *v)
+{
+	const unsigned char *q = p + *i;
+
+	switch (q[0]) {
+	case PK_OP_BININT1:
+		*v = q[1];
+		*i += 2;
+		return true;
+	case PK_OP_BININT2:
+		*v = (uint64_t)q[1] | (uint64_t)q[2] << 8;
+		*i += 3;
+		return true;
+	case PK_OP_BININT:
+		if (q[4] & 0x80)
+			return false;
+		*v = pk_le(q + 1, 4);
+		*i += 5;
+		return true;
+	case PK_OP_LONG1:
+		if (q[1] > 8 || (q[1] && (q[1 + q[1]] & 0x80)))
+			return false;
+		*v = pk_le(q + 2, q[1]);
+		*i += 2 + (size_t)q[1];
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The memo index of the frames of the trace sequence at q (up to end), and
+ * where the sequence ends; NULL when q is not such a sequence. */
+static inline const unsigned char *pk_peek_trace(const unsigned char *q, const unsigned char *end,
+						 uint64_t *idx)
+{
+	size_t i = 1;
+	uint64_t v;
+
+	if (end - q < (ptrdiff_t)PK_FAST_TRACE_MAX || q[0] != PK_OP_MARK ||
+	    !pk_fast_uint(q, &i, &v) || !pk_fast_uint(q, &i, &v))
+		return NULL;
+	if (q[i] == PK_OP_BINGET) {
+		*idx = q[i + 1];
+		i += 2;
+	} else if (q[i] == PK_OP_LONG_BINGET) {
+		*idx = pk_le(q + i + 1, 4);
+		i += 5;
+	} else {
+		return NULL;
+	}
+	if (q[i] == PK_OP_NONE)
+		i++;
+	else if (!pk_fast_uint(q, &i, &v))
+		return NULL;
+	if (q[i++] != PK_OP_TUPLE)
+		return NULL;
+	if (q[i] == PK_OP_MEMOIZE)
+		i += 1;
+	else if (q[i] == PK_OP_BINPUT)
+		i += 2;
+	else if (q[i] == PK_OP_LONG_BINPUT)
+		i += 5;
+	return q + i;
+}
+
+/*
+ * Every trace looks up its frames tuple's key cache at a place that only its
+ * bytes tell, in a table bigger than the first levels of cache. The traces
+ * come back to back, so the next one's place can be read from the window and
+ * fetched ahead.
+ */
+static inline void pk_prefetch_traces(const struct pk_vm *vm, const unsigned char *q)
+{
+	const unsigned char *end = vm->data + vm->len;
+	uint64_t idx;
+	uint32_t fs;
+
+	if (pk_peek_trace(q, end, &idx) && (fs = pk_fmap_get(vm, idx)) != UINT32_MAX)
+		__builtin_prefetch(&vm->fkeys[fs]);
+}
+
+/* 1 when it ran the trace sequence at the cursor (a MARK), 0 when it did
+ * nothing, -1 on error. */
+static int pk_fast_trace(struct pk_vm *vm)
+{
+	const unsigned char *p;
+	uint64_t domain, size, total, idx, memo_idx = 0;
+	uint32_t fs;
+	size_t i = 1, tuple_at;
+	unsigned memo_op = 0;
+	tm_id key = TM_ID_NONE;
+
+	if (vm->len - vm->pos < PK_FAST_TRACE_MAX) {
+		if (pk_left(vm) < PK_FAST_TRACE_MAX)
+			return 0;       /* the end of the input: one by one */
+		if (!pk_has(vm, PK_FAST_TRACE_MAX))
+			return -1;      /* a failed read */
+	}
+	/* the limits the opcodes would check: MARK, four pushes, and TUPLE's
+	 * room for its result */
+	if (vm->nmarks >= TM_PICKLE_MAX_MARKS || vm->stack_cap - vm->sp < 5)
+		return 0;
+	p = vm->data + vm->pos;
+	if (!pk_fast_uint(p, &i, &domain) || domain > UINT32_MAX || !pk_fast_uint(p, &i, &size))
+		return 0;
+	if (p[i] == PK_OP_BINGET) {
+		idx = p[i + 1];
+		i += 2;
+	} else if (p[i] == PK_OP_LONG_BINGET) {
+		idx = pk_le(p + i + 1, 4);
+		i += 5;
+	} else {
+		return 0;
+	}
+	if ((fs = pk_fmap_get(vm, idx)) == UINT32_MAX)
+		return 0;
+	if (p[i] == PK_OP_NONE) {
+		total = TM_TOTAL_NFRAME_NONE;
+		i++;
+	} else if (!pk_fast_uint(p, &i, &total) || total >= UINT32_MAX) {
+		return 0;
+	}
+	if (p[i] != PK_OP_TUPLE)
+		return 0;
+	tuple_at = i++;
+	switch (p[i]) {
+	case PK_OP_MEMOIZE:
+		memo_op = p[i];
+		memo_idx = vm->memo_len;
+		i += 1;
+		break;
+	case PK_OP_BINPUT:
+		memo_op = p[i];
+		memo_idx = p[i + 1];
+		i += 2;
+		break;
+	case PK_OP_LONG_BINPUT:
+		memo_op = p[i];
+		memo_idx = pk_le(p + i + 1, 4);
+		i += 5;
+		break;
+	}
+	pk_prefetch_traces(vm, p + i);
+	/* TUPLE: the trace's key, as pk_build_tuple() makes it */
+	vm->op = PK_OP_TUPLE;
+	vm->op_pos = vm->base + vm->pos + tuple_at;
+	if (pk_trace_key(vm, fs, (uint32_t)domain, (uint32_t)total, &key))
+		return -1;
+	vm->stack[vm->sp++] = (struct pk_value){ .kind = PK_TRACE, .a = key, .u = size };
+	if (memo_op) {
+		vm->op = memo_op;
+		vm->op_pos = vm->base + vm->pos + tuple_at + 1;
+		vm->pos += i;
+		return pk_memo_put(vm, memo_idx) ? -1 : 1;
+	}
+	vm->pos += i;
+	return 1;
+}
+
+/* ---- loading -------------------------------------------------------------------------- */
+
+struct tm_snapshot *tm_pickle_load_input(const struct tm_input *in, unsigned flags,
+					 struct tm_error *err)
+{
+	struct pk_vm vm = { .total = in->size, .err = err, .aggregate = flags & TM_LOAD_AGGREGATE,
+			    .acc_list = UINT32_MAX };
+	struct tm_snapshot *result = NULL;
+	uint64_t memo_guess;
+
+	if (in->fd < 0 && !in->window) {
+		vm.data = in->mem;      /* in place */
+		vm.len = (size_t)in->size;
+	} else {
+		vm.in = in;
+		vm.buf_cap = in->window ? in->window : TM_INPUT_WINDOW;
+		if (vm.buf_cap > in->size)
+			vm.buf_cap = (size_t)in->size;
+		vm.buf = malloc(vm.buf_cap ? vm.buf_cap : 1);
+		vm.data = vm.buf;
+		if (!vm.buf) {
+			tm_error_set(err, "out of memory");
+			return NULL;
+		}
+	}
 	vm.s = tm_snapshot_new();
 	if (!vm.s) {
 		tm_error_set(err, "out of memory");
+		free(vm.buf);
 		return NULL;
 	}
 	/* see pk_traceback(): dump() spends two bytes or more per frame of each
 	 * distinct traceback; the fixed part (64 MiB of ids) leaves room for
 	 * snapshots built by hand that share one frames tuple among many
 	 * total_nframe values */
-	vm.frame_id_budget = (uint64_t)len / 2 + TM_PICKLE_FRAME_ID_SLACK;
-	/* a dump() pickle memoizes about one value per 18 bytes */
-	if (PK_RESERVE(&vm, vm.memo, vm.memo_cap, len / 16 + 16))
+	vm.frame_id_budget = vm.total / 2 + TM_PICKLE_FRAME_ID_SLACK;
+	/* a dump() pickle memoizes about one value per 15 bytes: room for
+	 * them from the start (untouched until used) */
+	memo_guess = vm.total / 14 + 16;
+	vm.memo = memo_guess <= SIZE_MAX / sizeof(*vm.memo)
+			  ? malloc((size_t)memo_guess * sizeof(*vm.memo)) : NULL;
+	if (!vm.memo) {
+		tm_error_set(err, "out of memory");
 		goto out;
-	memset(vm.memo, 0, vm.memo_cap * sizeof(*vm.memo));
+	}
+	vm.memo_cap = (size_t)memo_guess;
 	for (;;) {
-		if (vm.pos >= vm.len) {
-			tm_error_set(err, "pickle data ends at offset %zu without a STOP opcode "
-				     "(truncated file?)", vm.len);
+		if (vm.pos >= vm.len && !pk_has(&vm, 1)) {
+			if (!vm.io_failed)
+				tm_error_set(err, "pickle data ends at offset %" PRIu64 " without a "
+					     "STOP opcode (truncated file?)", vm.total);
 			goto out;
 		}
-		vm.op_pos = vm.pos;
-		vm.op = vm.data[vm.pos++];
+		vm.op_pos = vm.base + vm.pos;
+		vm.op = vm.data[vm.pos];
+		if (vm.op == PK_OP_MARK) {
+			int r = pk_fast_trace(&vm);
+
+			if (r < 0)
+				break;
+			if (r > 0)
+				continue;
+			vm.op = PK_OP_MARK;
+			vm.op_pos = vm.base + vm.pos;
+		}
+		vm.pos++;
 		if (vm.op == PK_OP_STOP) {
 			/* like pickle.load(), ignore whatever follows STOP */
 			result = pk_finish(&vm);
@@ -1602,4 +2247,11 @@ out:
 	if (!result)
 		tm_snapshot_free(vm.s);
 	return result;
+}
+
+struct tm_snapshot *tm_pickle_load_mem(const void *data, size_t len, struct tm_error *err)
+{
+	struct tm_input in = { .fd = -1, .mem = data, .size = len };
+
+	return tm_pickle_load_input(&in, 0, err);
 }

@@ -293,6 +293,10 @@ int tm_pickle_write(const struct tm_snapshot *s, FILE *fp, enum tm_pickle_flavor
 		tm_error_set(err, "unknown pickle flavour %d", (int)flavor);
 		return -1;
 	}
+	if (s->trace_counts) {
+		tm_error_set(err, "%s", TM_AGGREGATED_WRITE_ERROR);
+		return -1;
+	}
 	if (tm_snapshot_validate(s, err))
 		return -1;
 	w.memo_str = pw_memo_table(&w, s->nstrings);

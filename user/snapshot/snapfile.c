@@ -53,21 +53,81 @@ enum tm_file_format tm_detect_format(const void *data, size_t len)
 
 /* ---- loading --------------------------------------------------------------------- */
 
-struct tm_snapshot *tm_snapshot_load_mem(const void *data, size_t len, struct tm_error *err)
+int tm_input_read(const struct tm_input *in, uint64_t off, void *buf, size_t n,
+		  struct tm_error *err)
 {
-	if (len == 0) {
+	size_t done = 0;
+
+	if (off > in->size || n > in->size - off) {
+		/* the loaders check lengths against the size first: a bug if reached */
+		tm_error_set(err, "internal error: read of %zu bytes at %" PRIu64 " past the end "
+			     "(%" PRIu64 " bytes)", n, off, in->size);
+		return -1;
+	}
+	while (done < n) {
+		size_t want = n - done;
+		ssize_t got;
+
+		if (in->max_read && want > in->max_read)
+			want = in->max_read;
+		if (in->fd < 0) {
+			memcpy((char *)buf + done, (const char *)in->mem + off + done, want);
+			got = (ssize_t)want;
+		} else {
+			got = pread(in->fd, (char *)buf + done, want, (off_t)(off + done));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0) {
+				tm_error_set(err, "cannot read: %s", strerror(errno));
+				return -1;
+			}
+			if (got == 0) {
+				tm_error_set(err, "cannot read: the file was shortened while being "
+					     "read (%" PRIu64 " bytes instead of %" PRIu64 ")",
+					     off + done, in->size);
+				return -1;
+			}
+		}
+		done += (size_t)got;
+	}
+	return 0;
+}
+
+struct tm_snapshot *tm_snapshot_load_input(const struct tm_input *in, unsigned flags,
+					   struct tm_error *err)
+{
+	/* tm_detect_format() looks at most this far */
+	unsigned char head[256];
+	size_t n = in->size < sizeof(head) ? (size_t)in->size : sizeof(head);
+
+	if (in->size == 0) {
 		tm_error_set(err, "empty file (not a snapshot)");
 		return NULL;
 	}
-	switch (tm_detect_format(data, len)) {
+	if (tm_input_read(in, 0, head, n, err))
+		return NULL;
+	switch (tm_detect_format(head, n)) {
 	case TM_FORMAT_NATIVE:
-		return tm_native_load_mem(data, len, err);
+		return tm_native_load_input(in, flags, err);
 	case TM_FORMAT_PICKLE:
-		return tm_pickle_load_mem(data, len, err);
+		return tm_pickle_load_input(in, flags, err);
 	default:
 		tm_error_set(err, "not a snapshot (neither a tmbpf native file nor a pickle)");
 		return NULL;
 	}
+}
+
+struct tm_snapshot *tm_snapshot_load_mem_opts(const void *data, size_t len, unsigned flags,
+					      struct tm_error *err)
+{
+	struct tm_input in = { .fd = -1, .mem = data, .size = len };
+
+	return tm_snapshot_load_input(&in, flags, err);
+}
+
+struct tm_snapshot *tm_snapshot_load_mem(const void *data, size_t len, struct tm_error *err)
+{
+	return tm_snapshot_load_mem_opts(data, len, 0, err);
 }
 
 /* Reads all of fd; 0, or -1 with errno set. */
@@ -110,16 +170,18 @@ static int read_all(int fd, size_t hint, char **out, size_t *outlen)
 }
 
 /*
- * One read of the whole file, then the format's loader on the bytes. (Not an
- * mmap: a file truncated by someone else while mapped would kill us with
- * SIGBUS instead of giving an error.)
+ * A regular file is read where it is with pread (the loaders read it table
+ * by table or through a window: never the whole file at once); anything else
+ * (a pipe, /dev/stdin, a /proc file whose size says 0) is read whole first.
+ * Not an mmap: a file truncated by someone else while mapped would kill us
+ * with SIGBUS instead of giving an error.
  */
-struct tm_snapshot *tm_snapshot_load(const char *path, struct tm_error *err)
+struct tm_snapshot *tm_snapshot_load_opts(const char *path, unsigned flags, struct tm_error *err)
 {
 	struct tm_snapshot *s;
 	struct tm_error why;
 	struct stat st;
-	char *data;
+	char *data = NULL;
 	size_t len;
 	int fd;
 
@@ -138,18 +200,28 @@ struct tm_snapshot *tm_snapshot_load(const char *path, struct tm_error *err)
 		tm_error_set(err, "%s: is a directory, not a snapshot file", path);
 		return NULL;
 	}
-	if (read_all(fd, S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size : 0, &data,
-		     &len)) {
+	if (S_ISREG(st.st_mode) && st.st_size > 0) {
+		struct tm_input in = { .fd = fd, .size = (uint64_t)st.st_size };
+
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		s = tm_snapshot_load_input(&in, flags, &why);
+	} else if (read_all(fd, 0, &data, &len)) {
 		tm_error_set(err, "%s: cannot read: %s", path, strerror(errno));
 		close(fd);
 		return NULL;
+	} else {
+		s = tm_snapshot_load_mem_opts(data, len, flags, &why);
+		free(data);
 	}
 	close(fd);
-	s = tm_snapshot_load_mem(data, len, &why);
-	free(data);
 	if (!s)
 		tm_error_set(err, "%s: %s", path, why.msg);
 	return s;
+}
+
+struct tm_snapshot *tm_snapshot_load(const char *path, struct tm_error *err)
+{
+	return tm_snapshot_load_opts(path, 0, err);
 }
 
 /* ---- atomic files ---------------------------------------------------------------- */
@@ -308,13 +380,15 @@ bool tm_snapshot_same_traces(const struct tm_snapshot *a, const struct tm_snapsh
 		if (none_is_nframe && total == TM_TOTAL_NFRAME_NONE)
 			total = ba->nframe;
 		if (ta->domain != tb->domain || ta->size != tb->size ||
+		    tm_trace_count(a, i) != tm_trace_count(b, i) ||
 		    (with_address && ta->address != tb->address) || ba->nframe != bb->nframe ||
 		    total != bb->total_nframe) {
 			snprintf(why, why_size, "trace %" PRIu64 ": (domain %u, size %" PRIu64
-				 ", address %#" PRIx64 ", %u frames, total %u) vs (%u, %" PRIu64
-				 ", %#" PRIx64 ", %u, %u)", i, ta->domain, ta->size, ta->address,
-				 ba->nframe, total, tb->domain, tb->size, tb->address, bb->nframe,
-				 bb->total_nframe);
+				 ", %" PRIu64 " blocks, address %#" PRIx64 ", %u frames, total %u) "
+				 "vs (%u, %" PRIu64 ", %" PRIu64 ", %#" PRIx64 ", %u, %u)", i,
+				 ta->domain, ta->size, tm_trace_count(a, i), ta->address, ba->nframe,
+				 total, tb->domain, tb->size, tm_trace_count(b, i), tb->address,
+				 bb->nframe, bb->total_nframe);
 			return false;
 		}
 		for (k = 0; k < ba->nframe; k++) {

@@ -31,6 +31,20 @@ struct tm_snapshot *tm_snapshot_load(const char *path, struct tm_error *err);
 /* Load from memory (what the fuzzers call). */
 struct tm_snapshot *tm_snapshot_load_mem(const void *data, size_t len, struct tm_error *err);
 
+/*
+ * Load options. TM_LOAD_AGGREGATE: keep one trace per (traceback, domain)
+ * with the sum of the sizes and the number of blocks (trace_counts, see
+ * snapshot.h) instead of one trace per block, for analysis (statistics,
+ * compare_to, filter_traces, flame graphs) of big snapshots: the traces are
+ * aggregated as they are read, so that neither the file nor its traces are
+ * ever held whole. Every check of a full load is made (same errors). The
+ * result has no addresses and cannot be written (the writers refuse it).
+ */
+#define TM_LOAD_AGGREGATE 0x1u
+struct tm_snapshot *tm_snapshot_load_opts(const char *path, unsigned flags, struct tm_error *err);
+struct tm_snapshot *tm_snapshot_load_mem_opts(const void *data, size_t len, unsigned flags,
+					      struct tm_error *err);
+
 struct tm_snapshot *tm_native_load_mem(const void *data, size_t len, struct tm_error *err);
 struct tm_snapshot *tm_pickle_load_mem(const void *data, size_t len, struct tm_error *err);
 

@@ -16,6 +16,7 @@
  */
 #include "snapshot/snapshot.h"
 #include "snapshot/index.h"
+#include "snapshot/snapfile_priv.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -60,6 +61,7 @@ void tm_snapshot_free(struct tm_snapshot *s)
 	free(s->frame_ids);
 	free(s->tracebacks);
 	free(s->traces);
+	free(s->trace_counts);
 	free(s->capture.counters);
 	tm_index_free(s->str_index);
 	tm_index_free(s->frame_index);
@@ -363,8 +365,24 @@ int tm_add_trace(struct tm_snapshot *s, uint32_t domain, uint64_t size, tm_id tr
 {
 	if (traceback >= s->ntracebacks)
 		return -1;
-	if (grow((void **)&s->traces, &s->traces_cap, s->ntraces + 1, sizeof(*s->traces)))
-		return -1;
+	if (s->ntraces + 1 > s->traces_cap || !s->traces) {
+		uint64_t cap = s->traces_cap;
+
+		if (grow((void **)&s->traces, &cap, s->ntraces + 1, sizeof(*s->traces)))
+			return -1;
+		/* the counts of an aggregated snapshot have the capacity of the
+		 * traces (a failure here leaves a larger traces block: harmless) */
+		if (s->trace_counts) {
+			uint64_t *counts = realloc(s->trace_counts, (size_t)cap * sizeof(*counts));
+
+			if (!counts)
+				return -1;
+			s->trace_counts = counts;
+		}
+		s->traces_cap = cap;
+	}
+	if (s->trace_counts)
+		s->trace_counts[s->ntraces] = 1;
 	s->traces[s->ntraces++] = (struct tm_trace){ address, size, domain, traceback };
 	return 0;
 }
@@ -397,6 +415,17 @@ int tm_set_counter(struct tm_snapshot *s, const char *name, uint64_t value)
 
 /* ---- whole-snapshot queries -------------------------------------------- */
 
+uint64_t tm_snapshot_block_count(const struct tm_snapshot *s)
+{
+	uint64_t n = 0, i;
+
+	if (!s->trace_counts)
+		return s->ntraces;
+	for (i = 0; i < s->ntraces; i++)
+		n += s->trace_counts[i];
+	return n;
+}
+
 uint64_t tm_snapshot_total_size(const struct tm_snapshot *s)
 {
 	uint64_t total = 0, i;
@@ -411,10 +440,10 @@ static bool str_id_ok(const struct tm_snapshot *s, tm_id id, bool optional)
 	return id < s->nstrings || (optional && id == TM_ID_NONE);
 }
 
-int tm_snapshot_validate(const struct tm_snapshot *s, struct tm_error *err)
+/* The tables: strings, frames, frame ids, tracebacks. */
+int tm_validate_tables(const struct tm_snapshot *s, struct tm_error *err)
 {
-	const struct tm_capture *c = &s->capture;
-	uint64_t i, total = 0;
+	uint64_t i;
 
 	/* strings: offsets rise, each string ends with its NUL, the pool ends there */
 	if (s->nstrings > TM_MAX_IDS - 1 || s->nframes > TM_MAX_IDS ||
@@ -491,22 +520,51 @@ int tm_snapshot_validate(const struct tm_snapshot *s, struct tm_error *err)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int tm_validate_trace_error(const struct tm_snapshot *s, uint64_t i, const struct tm_trace *t,
+			    struct tm_error *err)
+{
+	if (t->traceback >= s->ntracebacks)
+		tm_error_set(err, "trace %" PRIu64 " names traceback %u of %u", i, t->traceback,
+			     s->ntracebacks);
+	else
+		tm_error_set(err, "total size of traces exceeds %" PRId64 " bytes", INT64_MAX);
+	return -1;
+}
+
+static int validate_traces(const struct tm_snapshot *s, struct tm_error *err)
+{
+	uint64_t i, total = 0, blocks = 0;
+
 	for (i = 0; i < s->ntraces; i++) {
 		const struct tm_trace *t = &s->traces[i];
+		uint64_t count = tm_trace_count(s, i);
 
-		if (t->traceback >= s->ntracebacks) {
-			tm_error_set(err, "trace %" PRIu64 " names traceback %u of %u", i,
-				     t->traceback, s->ntracebacks);
+		if (!tm_trace_ok(s, t, &total))
+			return tm_validate_trace_error(s, i, t, err);
+		/* counts are compared and subtracted as int64 too (count_diff) */
+		if (count == 0) {
+			tm_error_set(err, "trace %" PRIu64 " stands for no block", i);
 			return -1;
 		}
-		/* sums and differences of sizes must fit int64 (see snapshot.h) */
-		if (t->size > (uint64_t)INT64_MAX - total) {
-			tm_error_set(err, "total size of traces exceeds %" PRId64 " bytes",
+		if (count > (uint64_t)INT64_MAX - blocks) {
+			tm_error_set(err, "the traces stand for more than %" PRId64 " blocks",
 				     INT64_MAX);
 			return -1;
 		}
-		total += t->size;
+		blocks += count;
 	}
+	return 0;
+}
+
+/* Capture information and counters: what follows the traces in the native file. */
+int tm_validate_capture(const struct tm_snapshot *s, struct tm_error *err)
+{
+	const struct tm_capture *c = &s->capture;
+	uint64_t i;
+
 	if (!str_id_ok(s, c->coverage_note, true) || !str_id_ok(s, c->command, true) ||
 	    !str_id_ok(s, c->python, true)) {
 		tm_error_set(err, "capture metadata names a missing string");
@@ -528,5 +586,12 @@ int tm_snapshot_validate(const struct tm_snapshot *s, struct tm_error *err)
 			     (unsigned)c->coverage);
 		return -1;
 	}
+	return 0;
+}
+
+int tm_snapshot_validate(const struct tm_snapshot *s, struct tm_error *err)
+{
+	if (tm_validate_tables(s, err) || validate_traces(s, err) || tm_validate_capture(s, err))
+		return -1;
 	return 0;
 }

@@ -124,6 +124,20 @@ struct tm_snapshot {
 
 	struct tm_trace *traces;
 	uint64_t ntraces, traces_cap;
+	/*
+	 * Blocks per trace, or NULL: every trace is one block (what CPython and
+	 * the tracers produce). A snapshot loaded for analysis only
+	 * (TM_LOAD_AGGREGATE, snapfile.h) keeps one trace per (traceback,
+	 * domain) instead of one per block: its size is the sum of the sizes of
+	 * those blocks and trace_counts[i] their number. statistics(),
+	 * compare_to(), filter_traces() and the flame graph depend on nothing
+	 * else, so they give the same results on both; code that counts blocks
+	 * uses tm_trace_count() / tm_snapshot_block_count(). Such a snapshot has
+	 * no addresses (all 0) and no meaningful trace order, and the writers
+	 * refuse it: it no longer knows its blocks. Each count is >= 1 and their
+	 * sum <= INT64_MAX (tm_snapshot_validate). traces_cap entries, owned.
+	 */
+	uint64_t *trace_counts;
 
 	uint32_t traceback_limit;       /* Snapshot.traceback_limit */
 	struct tm_capture capture;
@@ -146,7 +160,8 @@ tm_id tm_intern_frame(struct tm_snapshot *s, tm_id filename, uint32_t lineno);
  * total_nframe) pairs give the same id. */
 tm_id tm_intern_traceback(struct tm_snapshot *s, const tm_id *frames, uint32_t nframe,
 			  uint32_t total_nframe);
-/* 0 on success, -1 on allocation failure. */
+/* 0 on success, -1 on allocation failure. On an aggregated snapshot the new
+ * trace counts one block. */
 int tm_add_trace(struct tm_snapshot *s, uint32_t domain, uint64_t size, tm_id traceback,
 		 uint64_t address);
 /* Adds or replaces a named counter. */
@@ -163,6 +178,15 @@ static inline const tm_id *tm_traceback_frames(const struct tm_snapshot *s, tm_i
 {
 	return s->frame_ids + s->tracebacks[tb].first;
 }
+
+/* How many blocks trace i stands for (1 unless the snapshot is aggregated). */
+static inline uint64_t tm_trace_count(const struct tm_snapshot *s, uint64_t i)
+{
+	return s->trace_counts ? s->trace_counts[i] : 1;
+}
+
+/* Number of blocks: ntraces, or the sum of the counts of an aggregated snapshot. */
+uint64_t tm_snapshot_block_count(const struct tm_snapshot *s);
 
 /* Sum of trace sizes. The loaders refuse snapshots whose total exceeds
  * INT64_MAX, so sums and differences of sizes never overflow int64. */

@@ -21,7 +21,9 @@
  * groups, numbers and order are the same.
  *
  * How we get there fast: traces name interned tracebacks, so one pass over the
- * traces sums size and count per traceback id (an array indexed by id); then each
+ * traces sums size and count per traceback id (an array indexed by id; a trace
+ * of an aggregated snapshot adds its count of blocks, so both loads give the
+ * same sums); then each
  * used traceback is folded into its key once, through per-frame / per-string
  * memos; only the groups are sorted. A million traces over fifty thousand
  * tracebacks cost one linear pass plus fifty thousand folds.
@@ -377,7 +379,7 @@ static int group_by(const struct tm_snapshot *s, enum tm_key_type key_type, bool
 		struct tb_sum *x = &sum[s->traces[i].traceback];
 
 		x->size += s->traces[i].size;
-		x->count++;
+		x->count += tm_trace_count(s, i);       /* blocks: see trace_counts */
 	}
 	for (tb = 0; tb < s->ntracebacks; tb++) {
 		if (!sum[tb].count)
