@@ -21,6 +21,7 @@
 #include "tracer/pyinterp.h"
 
 #define CAPTURE_MAX_PROBES 32
+#define CAPTURE_LINK_MAX CAPTURE_MAX_PROBES    /* probe points in one BPF link */
 
 struct capture_plan {
 	struct exact_probe probes[CAPTURE_MAX_PROBES];

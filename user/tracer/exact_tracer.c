@@ -9,6 +9,7 @@
  * live-block map.
  */
 #include <errno.h>
+#include <sys/syscall.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,14 @@
 #include "exact.skel.h"
 #include "tracer/exact_tracer.h"
 #include "tracer/bpf_util.h"
+#include "tracer/capture_plan.h"
 #include "tracer/stack_table.h"
 
+/* One attachment: a uprobe_multi link (all the probe points of one program
+ * in one file), or, on kernels without them, a perf-event uprobe. */
 struct exact_link {
-	struct bpf_link *link;
+	struct bpf_link *link;          /* perf-event uprobe, or NULL */
+	int fd;                         /* uprobe_multi link, or -1 */
 	pid_t pid;
 };
 
@@ -36,10 +41,11 @@ struct exact_tracer {
 	pid_t finalized[64];
 	size_t nfinalized;
 	uint64_t lost_events_bad;       /* malformed ring buffer records */
+	bool multi;                     /* uprobe_multi links (kernel 6.6+) */
 	struct exact_opts opts;
 };
 
-static int keep_link(struct exact_tracer *t, struct bpf_link *l, pid_t pid);
+static int keep_link(struct exact_tracer *t, struct bpf_link *l, int fd, pid_t pid);
 
 static int handle_event(void *ctx, void *data, size_t len)
 {
@@ -78,6 +84,37 @@ static int handle_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+#define ATTACH_UPROBE_MULTI 48          /* BPF_TRACE_UPROBE_MULTI (uapi 6.6) */
+#define UPROBE_MULTI_RETURN 1           /* BPF_F_UPROBE_MULTI_RETURN */
+
+static struct exact_bpf *open_and_load(const struct exact_opts *opts, bool multi, int *err)
+{
+	struct exact_bpf *skel = exact_bpf__open();
+	struct bpf_program *prog;
+
+	if (!skel) {
+		*err = -errno;
+		return NULL;
+	}
+	skel->rodata->nframe_max = opts->nframe;
+	skel->rodata->max_walk = opts->max_walk;
+	skel->rodata->reattribute = opts->reattribute;
+	skel->rodata->report_execs = opts->host_wide;
+	if (opts->max_traces)
+		bpf_map__set_max_entries(skel->maps.live, opts->max_traces);
+	bpf_map__set_max_entries(skel->maps.code_scratch, libbpf_num_possible_cpus());
+	if (multi)
+		bpf_object__for_each_program(prog, skel->obj)
+			if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
+				bpf_program__set_expected_attach_type(prog, ATTACH_UPROBE_MULTI);
+	*err = exact_bpf__load(skel);
+	if (*err) {
+		exact_bpf__destroy(skel);
+		return NULL;
+	}
+	return skel;
+}
+
 struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 				       const struct frame_resolver *resolver,
 				       struct tm_error *err)
@@ -97,20 +134,15 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 		free(t);
 		return NULL;
 	}
-	t->skel = exact_bpf__open();
+	/* uprobe_multi links (kernel 6.6+) attach a program to all its probe
+	 * points at once and detach in one RCU grace period; perf-event uprobes
+	 * cost one each (150 ms apiece at exit here). Older kernels refuse the
+	 * attach type at load: then the object is loaded again without it. */
+	t->skel = open_and_load(opts, true, &e);
+	t->multi = t->skel != NULL;
+	if (!t->skel)
+		t->skel = open_and_load(opts, false, &e);
 	if (!t->skel) {
-		tm_error_set(err, "cannot open the exact-tier BPF object: %s", strerror(errno));
-		goto fail;
-	}
-	t->skel->rodata->nframe_max = opts->nframe;
-	t->skel->rodata->max_walk = opts->max_walk;
-	t->skel->rodata->reattribute = opts->reattribute;
-	t->skel->rodata->report_execs = opts->host_wide;
-	if (opts->max_traces)
-		bpf_map__set_max_entries(t->skel->maps.live, opts->max_traces);
-	bpf_map__set_max_entries(t->skel->maps.code_scratch, libbpf_num_possible_cpus());
-	e = exact_bpf__load(t->skel);
-	if (e) {
 		tm_error_set(err, "cannot load the exact-tier BPF programs: %s (run as root on a kernel with BPF, BTF and uprobes)",
 			     strerror(-e));
 		goto fail;
@@ -123,7 +155,7 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 	if (opts->host_wide) {
 		struct bpf_link *l = bpf_program__attach(t->skel->progs.on_exec);
 
-		if (!l || keep_link(t, l, -1) < 0) {
+		if (!l || keep_link(t, l, -1, -1) < 0) {
 			tm_error_set(err, "cannot attach to the sched:sched_process_exec tracepoint: %s",
 				     strerror(errno));
 			bpf_link__destroy(l);
@@ -136,12 +168,20 @@ fail:
 	return NULL;
 }
 
+static void destroy_links(struct exact_link *links, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (links[i].fd >= 0)
+			close(links[i].fd);
+		bpf_link__destroy(links[i].link);
+	}
+}
+
 void exact_tracer_close(struct exact_tracer *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->nlinks; i++)
-		bpf_link__destroy(t->links[i].link);
+	destroy_links(t->links, t->nlinks);
 	free(t->links);
 	ring_buffer__free(t->rb);
 	exact_bpf__destroy(t->skel);
@@ -149,7 +189,7 @@ void exact_tracer_close(struct exact_tracer *t)
 	free(t);
 }
 
-static int keep_link(struct exact_tracer *t, struct bpf_link *l, pid_t pid)
+static int keep_link(struct exact_tracer *t, struct bpf_link *l, int fd, pid_t pid)
 {
 	if (t->nlinks == t->links_cap) {
 		size_t cap = t->links_cap ? t->links_cap * 2 : 32;
@@ -161,6 +201,7 @@ static int keep_link(struct exact_tracer *t, struct bpf_link *l, pid_t pid)
 		t->links_cap = cap;
 	}
 	t->links[t->nlinks].link = l;
+	t->links[t->nlinks].fd = fd;
 	t->links[t->nlinks].pid = pid;
 	t->nlinks++;
 	return 0;
@@ -203,56 +244,166 @@ static struct bpf_program *return_program_for(struct exact_tracer *t, enum exact
 	}
 }
 
-static int attach_one(struct exact_tracer *t, pid_t pid, const struct exact_probe *p,
-		      struct bpf_program *prog, bool retprobe, struct tm_error *err)
+static __u64 probe_cookie(const struct exact_probe *p);
+static void attach_error(const struct exact_probe *p, pid_t pid, bool retprobe, int e,
+			 struct tm_error *err);
+
+/* Perf-event uprobes, one per probe point (kernels before 6.6). */
+static int attach_perf(struct exact_tracer *t, pid_t pid, struct bpf_program *prog, bool retprobe,
+		       const struct exact_probe *const *sel, size_t n, struct tm_error *err)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo);
-	struct bpf_link *l;
+	for (size_t i = 0; i < n; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo);
+		struct bpf_link *l;
 
-	uo.retprobe = retprobe;
-	uo.bpf_cookie = EXACT_COOKIE(p->fn, p->ctx_arg ? EXACT_FN_CTX : 0, p->vaddr);
-	l = bpf_program__attach_uprobe_opts(prog, pid, p->binary, p->file_offset, &uo);
-	if (!l) {
-		int e = errno;
+		uo.retprobe = retprobe;
+		uo.bpf_cookie = probe_cookie(sel[i]);
+		l = bpf_program__attach_uprobe_opts(prog, pid, sel[i]->binary, sel[i]->file_offset, &uo);
+		if (!l) {
+			attach_error(sel[i], pid, retprobe, errno, err);
+			return -1;
+		}
+		if (keep_link(t, l, -1, pid) < 0) {
+			bpf_link__destroy(l);
+			tm_error_set(err, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
 
-		char who[32];
+/* struct bpf_attr's link_create for uprobe_multi (uapi 6.6), spelled out:
+ * the libbpf and headers of the build machine may predate it. */
+struct uprobe_multi_attr {
+	__u32 prog_fd;
+	__u32 target_fd;
+	__u32 attach_type;
+	__u32 flags;
+	__u64 path;
+	__u64 offsets;
+	__u64 ref_ctr_offsets;
+	__u64 cookies;
+	__u32 cnt;
+	__u32 multi_flags;
+	__u32 pid;
+};
 
-		if (pid < 0)
-			snprintf(who, sizeof(who), "every process");
-		else
-			snprintf(who, sizeof(who), "PID %d", (int)pid);
-		tm_error_set(err, "cannot attach %s to %s (%s at file offset 0x%llx) for %s: %s",
-			     retprobe ? "a uretprobe" : "a uprobe", p->name, p->binary,
-			     (unsigned long long)p->file_offset, who, strerror(e));
+static __u64 probe_cookie(const struct exact_probe *p)
+{
+	return EXACT_COOKIE(p->fn, p->ctx_arg ? EXACT_FN_CTX : 0, p->vaddr);
+}
+
+static void attach_error(const struct exact_probe *p, pid_t pid, bool retprobe, int e,
+			 struct tm_error *err)
+{
+	char who[32];
+
+	if (pid < 0)
+		snprintf(who, sizeof(who), "every process");
+	else
+		snprintf(who, sizeof(who), "PID %d", (int)pid);
+	tm_error_set(err, "cannot attach %s to %s (%s at file offset 0x%llx) for %s: %s",
+		     retprobe ? "a uretprobe" : "a uprobe", p->name, p->binary,
+		     (unsigned long long)p->file_offset, who, strerror(e));
+}
+
+/* One uprobe_multi link: prog on the probes in sel[] (same binary). */
+static int attach_multi(struct exact_tracer *t, pid_t pid, struct bpf_program *prog, bool retprobe,
+			const struct exact_probe *const *sel, size_t n, struct tm_error *err)
+{
+	union bpf_attr attr;
+	struct uprobe_multi_attr *a = (struct uprobe_multi_attr *)&attr;
+	__u64 offsets[CAPTURE_LINK_MAX], cookies[CAPTURE_LINK_MAX];
+	int fd;
+
+	_Static_assert(sizeof(struct uprobe_multi_attr) <= sizeof(union bpf_attr), "bpf_attr");
+	if (n > CAPTURE_LINK_MAX) {
+		tm_error_set(err, "too many probe points in one link");
 		return -1;
 	}
-	if (keep_link(t, l, pid) < 0) {
-		bpf_link__destroy(l);
+	for (size_t i = 0; i < n; i++) {
+		offsets[i] = sel[i]->file_offset;
+		cookies[i] = probe_cookie(sel[i]);
+	}
+	memset(&attr, 0, sizeof(attr));
+	a->prog_fd = (__u32)bpf_program__fd(prog);
+	a->attach_type = ATTACH_UPROBE_MULTI;
+	a->path = (__u64)(uintptr_t)sel[0]->binary;
+	a->offsets = (__u64)(uintptr_t)offsets;
+	a->cookies = (__u64)(uintptr_t)cookies;
+	a->cnt = (__u32)n;
+	a->multi_flags = retprobe ? UPROBE_MULTI_RETURN : 0;
+	a->pid = pid < 0 ? 0 : (__u32)pid;      /* 0: every process */
+	fd = (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+	if (fd < 0) {
+		attach_error(sel[0], pid, retprobe, errno, err);
+		return -1;
+	}
+	if (keep_link(t, NULL, fd, pid) < 0) {
+		close(fd);
 		tm_error_set(err, "out of memory");
 		return -1;
 	}
 	return 0;
 }
 
-/* pid -1: every process that maps the probed files */
-static int attach_probes(struct exact_tracer *t, pid_t pid, const struct exact_probe *probes,
-			 size_t nprobes, struct tm_error *err)
+/* Attaches one program to the probes it serves: grouped into links per
+ * binary; optional probes alone, so that one that fails drops only itself. */
+static int attach_program(struct exact_tracer *t, pid_t pid, struct bpf_program *prog, bool retprobe,
+			  const struct exact_probe *probes, size_t nprobes, struct tm_error *err)
 {
+	bool done[CAPTURE_LINK_MAX] = { false };
+
+	if (nprobes > CAPTURE_LINK_MAX) {
+		tm_error_set(err, "too many probe points");
+		return -1;
+	}
 	for (size_t i = 0; i < nprobes; i++) {
-		const struct exact_probe *p = &probes[i];
-		struct bpf_program *entry = program_for(t, p->fn), *ret = return_program_for(t, p->fn);
+		const struct exact_probe *sel[CAPTURE_LINK_MAX];
+		size_t n = 0;
 		struct tm_error e2;
 
-		/* return probe first: a call already inside the function when its
-		 * entry probe appears must not leave the nesting depth raised */
-		if ((ret && attach_one(t, pid, p, ret, true, &e2) < 0) ||
-		    (entry && attach_one(t, pid, p, entry, false, &e2) < 0)) {
-			if (p->optional)
+		if (done[i] || (retprobe ? return_program_for(t, probes[i].fn) : program_for(t, probes[i].fn)) != prog)
+			continue;
+		for (size_t j = i; j < nprobes; j++) {
+			struct bpf_program *pj = retprobe ? return_program_for(t, probes[j].fn) :
+							    program_for(t, probes[j].fn);
+
+			if (done[j] || pj != prog || strcmp(probes[j].binary, probes[i].binary) ||
+			    probes[j].optional != probes[i].optional || (probes[i].optional && j != i))
+				continue;
+			sel[n++] = &probes[j];
+			done[j] = true;
+		}
+		if (t->multi ? attach_multi(t, pid, prog, retprobe, sel, n, &e2) :
+			       attach_perf(t, pid, prog, retprobe, sel, n, &e2)) {
+			if (probes[i].optional)
 				continue;
 			*err = e2;
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* pid -1: every process that maps the probed files. Return probes first: a
+ * call already inside a function when its entry probe appears must not
+ * leave the nesting depth raised. */
+static int attach_probes(struct exact_tracer *t, pid_t pid, const struct exact_probe *probes,
+			 size_t nprobes, struct tm_error *err)
+{
+	struct bpf_program *ret_progs[] = { t->skel->progs.alloc_exit, t->skel->progs.start_exit };
+	struct bpf_program *entry_progs[] = {
+		t->skel->progs.alloc_enter, t->skel->progs.free_enter, t->skel->progs.track_enter,
+		t->skel->progs.untrack_enter, t->skel->progs.newref_enter, t->skel->progs.finalize_enter,
+	};
+
+	for (size_t i = 0; i < sizeof(ret_progs) / sizeof(ret_progs[0]); i++)
+		if (attach_program(t, pid, ret_progs[i], true, probes, nprobes, err))
+			return -1;
+	for (size_t i = 0; i < sizeof(entry_progs) / sizeof(entry_progs[0]); i++)
+		if (attach_program(t, pid, entry_progs[i], false, probes, nprobes, err))
+			return -1;
 	return 0;
 }
 
