@@ -380,30 +380,55 @@ uint64_t growth_tracer_memory(struct growth_tracer *t)
 	return tm_tracer_memory(t->skel->obj);
 }
 
-static tm_id traceback_of(struct growth_tracer *t, pid_t pid, uint64_t stack_id, uint64_t *missing)
-{
-	tm_id tb = stack_table_lookup(&t->stacks, pid, stack_id);
-
-	if (tb == TM_ID_NONE) {
-		(*missing)++;
-		tb = stack_table_unknown(&t->stacks);
-	}
-	return tb;
-}
-
 struct run_ctx {
 	struct growth_tracer *t;
 	struct tm_snapshot *s;
 	pid_t pid;
 	uint64_t missing;
+	tm_id *tb_map;                  /* stack table traceback -> s's; TM_ID_NONE: not yet */
 };
+
+/* The stack table holds the tracebacks of every process traced so far (in
+ * host-wide mode, thousands of processes): a snapshot gets only the ones its
+ * traces use, copied once each. TM_ID_NONE if memory ran out. */
+static tm_id traceback_of(struct run_ctx *rc, uint64_t stack_id)
+{
+	const struct tm_snapshot *src = rc->t->stacks.tables;
+	tm_id tb = stack_table_lookup(&rc->t->stacks, rc->pid, stack_id), ids[PY_MAX_NFRAME];
+	const struct tm_traceback *b;
+
+	if (tb == TM_ID_NONE) {
+		rc->missing++;
+		tb = stack_table_unknown(&rc->t->stacks);
+	}
+	if (rc->tb_map[tb] != TM_ID_NONE)
+		return rc->tb_map[tb];
+	b = &src->tracebacks[tb];
+	for (uint32_t i = 0; i < b->nframe && i < PY_MAX_NFRAME; i++) {
+		const struct tm_frame *f = &src->frames[tm_traceback_frames(src, tb)[i]];
+		struct tm_str name = tm_string(src, f->filename);
+		tm_id n = tm_intern_string(rc->s, name.data, name.len);
+
+		ids[i] = n == TM_ID_NONE ? TM_ID_NONE : tm_intern_frame(rc->s, n, f->lineno);
+		if (ids[i] == TM_ID_NONE)
+			return TM_ID_NONE;
+	}
+	rc->tb_map[tb] = tm_intern_traceback(rc->s, ids, b->nframe < PY_MAX_NFRAME ? b->nframe : PY_MAX_NFRAME,
+					     b->total_nframe);
+	return rc->tb_map[tb];
+}
+
+static int add_trace(struct run_ctx *rc, uint32_t domain, uint64_t size, uint64_t stack_id,
+		     uint64_t addr)
+{
+	tm_id tb = traceback_of(rc, stack_id);
+
+	return tb == TM_ID_NONE ? -1 : tm_add_trace(rc->s, domain, size, tb, addr);
+}
 
 static int add_run(void *ctx, uint64_t addr, uint64_t size, uint64_t stack_id)
 {
-	struct run_ctx *rc = ctx;
-
-	return tm_add_trace(rc->s, TM_GROWTH_DOMAIN_PAGES, size,
-			    traceback_of(rc->t, rc->pid, stack_id, &rc->missing), addr);
+	return add_trace(ctx, TM_GROWTH_DOMAIN_PAGES, size, stack_id, addr);
 }
 
 struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
@@ -434,16 +459,21 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 		if (rss)
 			g->rss_last = rss;
 	}
-	rc.s = stack_table_clone(&t->stacks);
-	if (!rc.s)
+	rc.s = tm_snapshot_new();
+	rc.tb_map = malloc((t->stacks.tables->ntracebacks ? t->stacks.tables->ntracebacks : 1) *
+			   sizeof(*rc.tb_map));
+	if (!rc.s || !rc.tb_map)
 		goto oom;
+	for (uint32_t i = 0; i < t->stacks.tables->ntracebacks; i++)
+		rc.tb_map[i] = TM_ID_NONE;
 	if (growth_state_page_runs(gs, add_run, &rc))
 		goto oom;
 	for (size_t i = 0; i < gs->nmaps; i++)
-		if (tm_add_trace(rc.s, TM_GROWTH_DOMAIN_MAPPINGS, gs->maps[i].end - gs->maps[i].start,
-				 traceback_of(t, pid, gs->maps[i].stack_id, &rc.missing),
-				 gs->maps[i].start) < 0)
+		if (add_trace(&rc, TM_GROWTH_DOMAIN_MAPPINGS, gs->maps[i].end - gs->maps[i].start,
+			      gs->maps[i].stack_id, gs->maps[i].start) < 0)
 			goto oom;
+	free(rc.tb_map);
+	rc.tb_map = NULL;
 	rc.s->traceback_limit = t->opts.nframe;
 	rc.s->capture.tier = TM_TIER_GROWTH;
 	rc.s->capture.coverage = t->opts.sample_pages > 1 ? TM_COVERAGE_SAMPLED : TM_COVERAGE_COMPLETE;
@@ -490,6 +520,7 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 		goto oom;
 	return rc.s;
 oom:
+	free(rc.tb_map);
 	tm_snapshot_free(rc.s);
 	tm_error_set(err, "out of memory");
 	return NULL;
