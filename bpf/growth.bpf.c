@@ -366,6 +366,9 @@ int on_exit(void *ctx)
 
 	if ((__u32)id != tgid || !traced(tgid, &st))
 		return 0;                       /* a thread, or a process we do not trace */
+	/* a process that reuses the PID before user space reads this event is
+	 * not this one: stop now (the counters stay for user space) */
+	bpf_map_delete_elem(&procs, &tgid);
 	ev.type = GROWTH_EV_EXIT;
 	ev.tgid = tgid;
 	emit(st, &ev);

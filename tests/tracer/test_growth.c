@@ -1743,3 +1743,97 @@ Test(growth, lost_events_are_counted, .timeout = 60)
 	live_close(&l);
 	disc_stop(&w.p);
 }
+
+/* Starts python SHORT 0.3 _exit TAG as PID `want` when want > 0 (by setting
+ * the kernel's last PID and forking: other processes may take it first, so
+ * a few tries). Returns its PID, or 0 if want could not be had. */
+static pid_t start_short_as(const char *python, const char *tag, pid_t want)
+{
+	char *args[] = { (char *)python, SHORT, "0.3", "_exit", (char *)tag, NULL };
+
+	for (int i = 0; i < (want > 0 ? 50 : 1); i++) {
+		pid_t pid;
+
+		if (want > 0) {
+			FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+
+			if (!f)
+				return 0;
+			fprintf(f, "%d", (int)want - 1);
+			if (fclose(f))
+				return 0;
+		}
+		pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			if (want > 0 && getpid() != want)
+				_exit(0);
+			execv(python, args);
+			_exit(127);
+		}
+		if (want <= 0 || pid == want)
+			return pid;
+		waitpid(pid, NULL, 0);
+	}
+	return 0;
+}
+
+static void expect_program(const char *path, const char *version, const char *tag)
+{
+	struct tm_snapshot *s = load_snapshot(path);
+	struct tm_str py = tm_string(s, s->capture.python), cmd = tm_string(s, s->capture.command);
+
+	cr_expect(py.len >= strlen(version) && !memcmp(py.data, version, strlen(version)),
+		  "%s: traced as %.*s, expected CPython %s", path, (int)py.len, py.data, version);
+	cr_expect(cmd.len > strlen(tag) && !memcmp(cmd.data + cmd.len - strlen(tag), tag, strlen(tag)),
+		  "%s: command %.*s", path, (int)cmd.len, cmd.data);
+	tm_snapshot_free(s);
+}
+
+/* A PID reused by another Python program while --all runs: two traces, two
+ * files (BASE.PID.EXT and BASE.PID-2.EXT), each with its own program's
+ * interpreter, command and growth. The second starts as soon as the first
+ * is reaped: BPF must not count its first steps as the first one's. */
+Test(growth, pid_reuse, .timeout = 60)
+{
+	const struct disc_python *a = &disc_pythons[4], *b = &disc_pythons[1];
+	char pa[512], pb[512], out[128], err_path[128], base[128], path[192];
+	char *argv[] = { TMBPF, "attach", "--all", "--growth", "--duration", "60", "-o", base, NULL };
+	unsigned site = short_line("short");
+	struct tmpdir dir;
+	pid_t tm, first, second;
+
+	disc_require(a, pa, sizeof(pa));
+	disc_require(b, pb, sizeof(pb));
+	tmpdir_make(&dir);
+	snprintf(out, sizeof(out), "%s/report.txt", dir.path);
+	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
+	snprintf(base, sizeof(base), "%s/h.tmbpf", dir.path);
+	tm = start_cmd(argv, out, err_path);
+	wait_for_text(err_path, "and every new one", 60);
+	first = start_short_as(pa, "first", 0);
+	cr_assert_eq(wait_cmd(first, 30), 0);
+	second = start_short_as(pb, "second", first);
+	if (!second) {
+		kill(tm, SIGINT);
+		wait_cmd(tm, 60);
+		tmpdir_remove(&dir);
+		cr_log_warn("SKIPPED PID reuse: PID %d could not be had again", (int)first);
+		fprintf(stderr, "SKIPPED PID reuse: PID %d could not be had again\n", (int)first);
+		cr_skip_test("PID not reused");
+	}
+	cr_assert_eq(wait_cmd(second, 30), 0);
+	usleep(1500000);
+	kill(tm, SIGINT);
+	cr_assert_eq(wait_cmd(tm, 60), 0, "tmbpf attach --all failed");
+	snprintf(path, sizeof(path), "%s/h.%d.tmbpf", dir.path, (int)first);
+	expect_program(path, a->version, "first");
+	expect_held_site(path, SHORT, site, "first program", false);
+	snprintf(path, sizeof(path), "%s/h.%d-2.tmbpf", dir.path, (int)first);
+	cr_assert_eq(access(path, R_OK), 0, "no snapshot of the second program under PID %d", (int)first);
+	expect_program(path, b->version, "second");
+	expect_held_site(path, SHORT, site, "second program", false);
+	fprintf(stderr, "GROWTH pid_reuse: PID %d traced twice (CPython %s, then %s), two snapshots\n",
+		(int)first, a->name, b->name);
+	tmpdir_remove(&dir);
+}
