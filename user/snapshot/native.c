@@ -305,6 +305,12 @@ static int read_section(const struct tm_input *in, const uint64_t *off, const ui
  * tracebacks used with that domain are ever touched), so that a trace costs
  * one array access; pairs of any further domain (a hostile file) go through
  * the (traceback, domain) hash table of tm_trace_keys.
+ *
+ * A trace then costs a few comparisons (its domain with the dense ones, in
+ * order of appearance: the common domain first) and one update of a random
+ * place, which the CPU overlaps with the next traces as long as nothing else
+ * gets in the way: no branch of its own for a pair's first trace (the arrays
+ * are scanned for the pairs used at the end instead), no function call.
  */
 #define NATIVE_DENSE_DOMAINS 8u
 
@@ -313,11 +319,10 @@ struct native_sum {
 };
 
 struct native_agg {
-	uint32_t domain[NATIVE_DENSE_DOMAINS];
+	uint32_t domain[NATIVE_DENSE_DOMAINS];  /* the dense domains */
 	struct native_sum *dense[NATIVE_DENSE_DOMAINS];   /* by traceback */
-	unsigned ndomains, last;
-	struct tm_trace_key *order;     /* dense pairs (domain index, traceback) as they come */
-	size_t norder, order_cap;
+	unsigned ndomains;
+	uint32_t ntracebacks;
 	struct tm_trace_keys other;     /* the other pairs, numbered */
 	struct native_sum *other_sum;   /* by their id */
 	uint32_t other_len;
@@ -327,44 +332,26 @@ static void agg_destroy(struct native_agg *a)
 {
 	for (unsigned d = 0; d < a->ndomains; d++)
 		free(a->dense[d]);
-	free(a->order);
 	tm_trace_keys_destroy(&a->other);
 	free(a->other_sum);
 }
 
-/* Adds a trace (checked) to the sums; 0 or -1 (out of memory). */
-static int agg_add(struct native_agg *a, const struct tm_trace *t, uint32_t ntracebacks)
+/* A trace whose domain is not dense yet: makes it dense while there is room,
+ * else sums it with the other pairs. 0 or -1 (out of memory). */
+static int agg_add_slow(struct native_agg *a, const struct tm_trace *t)
 {
 	struct native_sum *sum;
-	unsigned d = a->last;
 	tm_id id;
 
-	if (d >= a->ndomains || a->domain[d] != t->domain) {
-		for (d = 0; d < a->ndomains && a->domain[d] != t->domain; d++)
-			;
-		if (d == a->ndomains && d < NATIVE_DENSE_DOMAINS) {
-			a->dense[d] = calloc(ntracebacks, sizeof(*a->dense[d]));
-			if (!a->dense[d])
-				return -1;
-			a->domain[d] = t->domain;
-			a->ndomains++;
-		}
-		a->last = d;
-	}
-	if (d < a->ndomains) {
-		sum = &a->dense[d][t->traceback];
-		if (!sum->count) {
-			if (a->norder == a->order_cap) {
-				size_t cap = a->order_cap ? a->order_cap * 2 : 4096;
-				struct tm_trace_key *order = realloc(a->order, cap * sizeof(*order));
+	if (a->ndomains < NATIVE_DENSE_DOMAINS) {
+		unsigned d = a->ndomains;
 
-				if (!order)
-					return -1;
-				a->order = order;
-				a->order_cap = cap;
-			}
-			a->order[a->norder++] = (struct tm_trace_key){ t->traceback, d };
-		}
+		a->dense[d] = calloc(a->ntracebacks, sizeof(*a->dense[d]));
+		if (!a->dense[d])
+			return -1;
+		a->domain[d] = t->domain;
+		a->ndomains++;
+		sum = &a->dense[d][t->traceback];
 	} else {
 		id = tm_trace_keys_get(&a->other, t->traceback, t->domain);
 		if (id == TM_ID_NONE)
@@ -391,31 +378,39 @@ static int agg_add(struct native_agg *a, const struct tm_trace *t, uint32_t ntra
 	return 0;
 }
 
-/* The snapshot's traces: one per pair, the dense ones in order of first
- * appearance, then the others in theirs. */
+/* The snapshot's traces: one per pair, the dense ones by domain then
+ * traceback, then the others in order of first appearance. */
 static int agg_emit(struct native_agg *a, struct tm_snapshot *s)
 {
-	uint64_t n = a->norder + a->other.n, i;
+	uint64_t n = a->other.n, i = 0;
+	unsigned d;
+	uint32_t tb;
 
+	for (d = 0; d < a->ndomains; d++)
+		for (tb = 0; tb < a->ntracebacks; tb++)
+			n += a->dense[d][tb].count != 0;
 	if (!n)
 		return 0;
 	s->traces = malloc((size_t)n * sizeof(*s->traces));
 	s->trace_counts = malloc((size_t)n * sizeof(*s->trace_counts));
 	if (!s->traces || !s->trace_counts)
 		return -1;
-	for (i = 0; i < a->norder; i++) {
-		const struct tm_trace_key *o = &a->order[i];
-		const struct native_sum *sum = &a->dense[o->domain][o->traceback];
+	for (d = 0; d < a->ndomains; d++) {
+		for (tb = 0; tb < a->ntracebacks; tb++) {
+			const struct native_sum *sum = &a->dense[d][tb];
 
-		s->traces[i] = (struct tm_trace){ 0, sum->size, a->domain[o->domain], o->traceback };
-		s->trace_counts[i] = sum->count;
+			if (!sum->count)
+				continue;
+			s->traces[i] = (struct tm_trace){ 0, sum->size, a->domain[d], tb };
+			s->trace_counts[i++] = sum->count;
+		}
 	}
-	for (i = 0; i < a->other.n; i++) {
-		const struct tm_trace_key *k = &a->other.keys[i];
+	for (uint32_t k = 0; k < a->other.n; k++, i++) {
+		const struct tm_trace_key *key = &a->other.keys[k];
 
-		s->traces[a->norder + i] = (struct tm_trace){ 0, a->other_sum[i].size, k->domain,
-							      k->traceback };
-		s->trace_counts[a->norder + i] = a->other_sum[i].count;
+		s->traces[i] = (struct tm_trace){ 0, a->other_sum[k].size, key->domain,
+						  key->traceback };
+		s->trace_counts[i] = a->other_sum[k].count;
 	}
 	s->ntraces = s->traces_cap = n;
 	return 0;
@@ -426,7 +421,7 @@ static int agg_emit(struct native_agg *a, struct tm_snapshot *s)
 static int aggregate_traces(const struct tm_input *in, uint64_t off, uint64_t ntraces,
 			    struct tm_snapshot *s, struct tm_error *err)
 {
-	struct native_agg a = { 0 };
+	struct native_agg a = { .ntracebacks = s->ntracebacks };
 	size_t chunk = NATIVE_TRACES_CHUNK / sizeof(struct tm_trace);
 	struct tm_trace *buf = NULL;
 	uint64_t i = 0, total = 0;
@@ -453,6 +448,8 @@ static int aggregate_traces(const struct tm_input *in, uint64_t off, uint64_t nt
 			t = (const struct tm_trace *)((const unsigned char *)in->mem + off);
 		}
 		for (uint64_t k = 0; k < n; k++, i++) {
+			unsigned d;
+
 			if (!tm_trace_ok(s, &t[k], &total)) {
 				struct tm_error why;
 
@@ -460,8 +457,16 @@ static int aggregate_traces(const struct tm_input *in, uint64_t off, uint64_t nt
 				tm_error_set(err, "corrupt native snapshot: %s", why.msg);
 				goto out;
 			}
-			if (agg_add(&a, &t[k], s->ntracebacks))
+			for (d = 0; d < a.ndomains && a.domain[d] != t[k].domain; d++)
+				;
+			if (d < a.ndomains) {
+				struct native_sum *sum = &a.dense[d][t[k].traceback];
+
+				sum->size += t[k].size;
+				sum->count++;
+			} else if (agg_add_slow(&a, &t[k])) {
 				goto oom;
+			}
 		}
 	}
 	if (agg_emit(&a, s))

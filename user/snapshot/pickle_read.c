@@ -57,8 +57,8 @@ enum pk_kind {
 	PK_STR,         /* a: index into vm->strs */
 	PK_FRAME,       /* the tuple (filename, lineno); a: frame id in the snapshot */
 	PK_FRAMES,      /* a tuple of PK_FRAME values; a: index into vm->fseqs */
-	PK_TRACE,       /* a valid trace tuple; a: its (traceback, domain) id in
-			 * vm->keys, u: size */
+	PK_TRACE,       /* a valid trace tuple; a: its key, an index into vm->keys
+			 * (traceback and domain), u: size */
 	PK_TUPLE,       /* any other tuple; a: index into vm->tuples */
 	PK_LIST,        /* a list of traces; a: index into vm->lists */
 	PK_DICT,        /* a: index into vm->dicts */
@@ -116,13 +116,15 @@ struct pk_fseq {
 };
 
 /* The trace keys of each frame sequence's last traceback (vm->fkeys, by
- * sequence), for its two most recent domains: apart from struct pk_fseq, as
- * every trace reads it. */
+ * sequence), one per domain it was seen with (up to PK_FSEQ_DOMAINS): apart
+ * from struct pk_fseq, as every trace reads it. */
+#define PK_FSEQ_DOMAINS 4u
+
 struct pk_fseq_key {
 	uint32_t total;
 	tm_id tb;               /* the traceback (fs, total); TM_ID_NONE: none yet */
-	uint32_t domain[2];
-	tm_id key[2];           /* TM_ID_NONE: none yet */
+	uint32_t domain[PK_FSEQ_DOMAINS];
+	tm_id key[PK_FSEQ_DOMAINS];     /* TM_ID_NONE: free */
 };
 
 struct pk_tuple {
@@ -184,7 +186,8 @@ struct pk_vm {
 	struct tm_snapshot *s;
 	struct tm_error *err;
 	uint64_t frame_id_budget;
-	struct tm_trace_keys keys;      /* (traceback, domain) of every trace built */
+	struct tm_trace_key *keys;      /* trace keys: see pk_trace_key() */
+	uint32_t nkeys, keys_cap;
 	struct pk_sum {
 		uint64_t size, count;
 	} *acc;                         /* aggregated: sums of list acc_list, by key */
@@ -205,12 +208,6 @@ struct pk_vm {
 	size_t memo_stores;
 	struct pk_value *memo_big;      /* memoized values too big for an entry */
 	size_t memo_nbig, memo_big_cap;
-	struct pk_fmap_slot {
-		uint32_t idx;           /* memo index; UINT32_MAX = empty slot */
-		uint32_t fs;            /* its frame sequence, or UINT32_MAX: no longer one */
-	} *fmap;                        /* the memo's frames tuples, see pk_fmap_set() */
-	unsigned fmap_bits;
-	size_t fmap_used;               /* slots taken */
 
 	struct pk_str *strs;
 	size_t nstrs, strs_cap;
@@ -1027,43 +1024,63 @@ found:
 	return 0;
 }
 
-/* The (traceback, domain) key of a trace of frame sequence fs_index: what a
- * PK_TRACE value holds. dump() memoizes one frames tuple per traceback, so
- * its traces share one total_nframe and a domain or two: a small cache per
- * frame sequence makes most of them a comparison or two (the traces of one
- * traceback are scattered in the file: without it, each would chase its
- * traceback and key through tables bigger than the CPU caches). */
+/*
+ * The key of a trace of frame sequence fs_index: what a PK_TRACE value holds,
+ * an index into vm->keys, which gives its traceback and domain. The traces of
+ * an aggregated load are summed per key.
+ *
+ * dump() memoizes one frames tuple per traceback, so its traces share one
+ * total_nframe and a domain or a few, but are scattered through the file: a
+ * small cache per frame sequence maps their domains to keys, and makes most
+ * traces a comparison or two. A key is made when the cache misses, without
+ * looking for the same (traceback, domain) elsewhere (a table of all pairs,
+ * much bigger than the CPU caches, cost a tenth of the load): a pair can so
+ * have more than one key -- when a traceback is written as several frames
+ * tuples, or has more domains than the cache holds -- and its traces are then
+ * summed in several parts, which the analysis adds up (snapshot.h).
+ */
 static inline int pk_trace_key(struct pk_vm *vm, uint32_t fs_index, uint32_t domain,
 			       uint32_t total, tm_id *out)
 {
 	struct pk_fseq_key *fk = &vm->fkeys[fs_index];
-	tm_id key;
+	unsigned k;
 
 	if (fk->tb != TM_ID_NONE && fk->total == total) {
-		if (fk->key[0] != TM_ID_NONE && fk->domain[0] == domain) {
-			*out = fk->key[0];
-			return 0;
-		}
-		if (fk->key[1] != TM_ID_NONE && fk->domain[1] == domain) {
-			*out = fk->key[1];
-			return 0;
+		for (k = 0; k < PK_FSEQ_DOMAINS && fk->key[k] != TM_ID_NONE; k++) {
+			if (fk->domain[k] == domain) {
+				*out = fk->key[k];
+				return 0;
+			}
 		}
 	} else {
 		tm_id tb = TM_ID_NONE;
 
 		if (pk_traceback(vm, fs_index, total, &tb))
 			return -1;
-		*fk = (struct pk_fseq_key){ total, tb, { 0, 0 }, { TM_ID_NONE, TM_ID_NONE } };
+		fk = &vm->fkeys[fs_index];
+		fk->total = total;
+		fk->tb = tb;
+		for (k = 0; k < PK_FSEQ_DOMAINS; k++)
+			fk->key[k] = TM_ID_NONE;
+		k = 0;
 	}
-	key = tm_trace_keys_get(&vm->keys, fk->tb, domain);
-	if (key == TM_ID_NONE)
-		return pk_fail(vm, "cannot store trace (out of memory or too many)");
-	/* most recent first */
-	fk->domain[1] = fk->domain[0];
-	fk->key[1] = fk->key[0];
-	fk->domain[0] = domain;
-	fk->key[0] = key;
-	*out = key;
+	if (vm->nkeys >= UINT32_MAX - 1)
+		return pk_fail(vm, "more than %u trace keys", UINT32_MAX - 2);
+	if (vm->nkeys == vm->keys_cap) {
+		size_t cap = vm->keys_cap;
+
+		if (pk_reserve(vm, (void **)&vm->keys, &cap, (size_t)vm->nkeys + 1,
+			       sizeof(*vm->keys)))
+			return -1;
+		vm->keys_cap = cap > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)cap;
+	}
+	vm->keys[vm->nkeys] = (struct tm_trace_key){ fk->tb, domain };
+	/* a free slot, else (more domains than slots) one by rotation */
+	if (k == PK_FSEQ_DOMAINS)
+		k = vm->nkeys % PK_FSEQ_DOMAINS;
+	fk->domain[k] = domain;
+	fk->key[k] = vm->nkeys;
+	*out = vm->nkeys++;
 	return 0;
 }
 
@@ -1121,8 +1138,7 @@ static int pk_build_tuple(struct pk_vm *vm, size_t n)
 			vm->fbuf[vm->fbuf_len + i] = it[i].a;
 		vm->fseqs[vm->nfseqs] = (struct pk_fseq){ vm->fbuf_len, (uint32_t)n, 0,
 							  TM_ID_NONE };
-		vm->fkeys[vm->nfseqs] = (struct pk_fseq_key){ 0, TM_ID_NONE, { 0, 0 },
-							      { TM_ID_NONE, TM_ID_NONE } };
+		vm->fkeys[vm->nfseqs].tb = TM_ID_NONE;
 		vm->fbuf_len += n;
 		out = (struct pk_value){ .kind = PK_FRAMES, .a = (uint32_t)vm->nfseqs++ };
 		goto done;
@@ -1226,8 +1242,7 @@ static int pk_list_item(struct pk_vm *vm, struct pk_list *l, tm_id key, uint64_t
 			return -1;
 		l->cap = cap < cap2 ? cap : cap2;
 	}
-	l->items[l->n] = (struct tm_trace){ 0, 0, vm->keys.keys[key].domain,
-					    vm->keys.keys[key].traceback };
+	l->items[l->n] = (struct tm_trace){ 0, 0, vm->keys[key].domain, vm->keys[key].traceback };
 	l->counts[l->n] = 0;
 	slot->key = key;
 	slot->item = (uint32_t)l->n;
@@ -1299,7 +1314,7 @@ static int pk_append(struct pk_vm *vm, size_t from)
 			l->items[item].size += v->u;
 			l->counts[item]++;
 		} else {
-			key = &vm->keys.keys[v->a];
+			key = &vm->keys[v->a];
 			l->items[l->n++] = (struct tm_trace){ 0, v->u, key->domain, key->traceback };
 		}
 	}
@@ -1454,86 +1469,6 @@ static struct pk_value pk_memo_decode(const struct pk_vm *vm, uint64_t e)
 	return (struct pk_value){ .kind = (uint8_t)kind, .a = (uint32_t)(e >> 4) };
 }
 
-/*
- * The memo entries that are frames tuples, also kept in a small hash table
- * (memo index -> frame sequence) that the trace fast path reads instead of
- * the memo: dump() memoizes every trace, so its frames tuples lie scattered
- * in a memo many times bigger than the CPU caches, while this table of a few
- * tens of thousands of entries stays in them. Kept exact by pk_memo_put():
- * fmap says idx -> fs exactly when memo[idx] is that frames tuple.
- */
-static inline uint64_t pk_fmap_hash(uint32_t idx, unsigned bits)
-{
-	return (idx * 0x9e3779b97f4a7c15ULL) >> (64 - bits);
-}
-
-/* The frame sequence memoized at idx, or UINT32_MAX. */
-static inline uint32_t pk_fmap_get(const struct pk_vm *vm, uint64_t idx)
-{
-	uint64_t mask, j;
-
-	if (!vm->fmap || idx >= UINT32_MAX)
-		return UINT32_MAX;
-	mask = ((uint64_t)1 << vm->fmap_bits) - 1;
-	for (j = pk_fmap_hash((uint32_t)idx, vm->fmap_bits); vm->fmap[j].idx != UINT32_MAX;
-	     j = (j + 1) & mask)
-		if (vm->fmap[j].idx == idx)
-			return vm->fmap[j].fs;
-	return UINT32_MAX;
-}
-
-static int pk_fmap_grow(struct pk_vm *vm)
-{
-	unsigned bits = vm->fmap ? vm->fmap_bits + 1 : 10;
-	uint64_t size = (uint64_t)1 << bits, old = vm->fmap ? (uint64_t)1 << vm->fmap_bits : 0;
-	struct pk_fmap_slot *slots;
-	uint64_t i, j;
-
-	if (bits > 33 || !(slots = malloc((size_t)size * sizeof(*slots))))
-		return pk_nomem(vm);
-	memset(slots, 0xff, (size_t)size * sizeof(*slots));
-	vm->fmap_used = 0;
-	for (i = 0; i < old; i++) {
-		if (vm->fmap[i].idx == UINT32_MAX || vm->fmap[i].fs == UINT32_MAX)
-			continue;       /* stale entries go */
-		for (j = pk_fmap_hash(vm->fmap[i].idx, bits); slots[j].idx != UINT32_MAX;
-		     j = (j + 1) & (size - 1))
-			;
-		slots[j] = vm->fmap[i];
-		vm->fmap_used++;
-	}
-	free(vm->fmap);
-	vm->fmap = slots;
-	vm->fmap_bits = bits;
-	return 0;
-}
-
-/* Records that memo[idx] is now frame sequence fs (UINT32_MAX: something
- * else, after it was one). */
-static int pk_fmap_set(struct pk_vm *vm, uint64_t idx, uint32_t fs)
-{
-	uint64_t mask, j;
-
-	if (idx >= UINT32_MAX)
-		return 0;       /* not in the table: the fast path leaves it alone */
-	if ((!vm->fmap || (vm->fmap_used + 1) * 2 > (size_t)1 << vm->fmap_bits) &&
-	    pk_fmap_grow(vm))
-		return -1;
-	mask = ((uint64_t)1 << vm->fmap_bits) - 1;
-	for (j = pk_fmap_hash((uint32_t)idx, vm->fmap_bits); vm->fmap[j].idx != UINT32_MAX;
-	     j = (j + 1) & mask) {
-		if (vm->fmap[j].idx == idx) {
-			vm->fmap[j].fs = fs;
-			return 0;
-		}
-	}
-	if (fs != UINT32_MAX) {
-		vm->fmap[j] = (struct pk_fmap_slot){ (uint32_t)idx, fs };
-		vm->fmap_used++;
-	}
-	return 0;
-}
-
 static int pk_memo_put(struct pk_vm *vm, uint64_t idx)
 {
 	const struct pk_value *v;
@@ -1554,10 +1489,6 @@ static int pk_memo_put(struct pk_vm *vm, uint64_t idx)
 	v = &vm->stack[vm->sp - 1];
 	if (pk_memo_encode(vm, v, &e))
 		return -1;
-	if (v->kind == PK_FRAMES || (vm->memo[idx] & 15) == PK_FRAMES) {
-		if (pk_fmap_set(vm, idx, v->kind == PK_FRAMES ? v->a : UINT32_MAX))
-			return -1;
-	}
 	if (vm->memo[idx] == PK_UNSET)
 		vm->memo_len++;
 	vm->memo[idx] = e;
@@ -1615,8 +1546,8 @@ static int pk_acc_items(struct pk_vm *vm, struct pk_list *l)
 	for (k = 0; k < vm->acc_len; k++) {
 		if (!vm->acc[k].count)
 			continue;
-		l->items[l->n] = (struct tm_trace){ 0, vm->acc[k].size, vm->keys.keys[k].domain,
-						    vm->keys.keys[k].traceback };
+		l->items[l->n] = (struct tm_trace){ 0, vm->acc[k].size, vm->keys[k].domain,
+						    vm->keys[k].traceback };
 		l->counts[l->n++] = vm->acc[k].count;
 	}
 	l->cap = l->n;
@@ -1965,7 +1896,6 @@ static void pk_vm_free(struct pk_vm *vm)
 	free(vm->marks);
 	free(vm->memo);
 	free(vm->memo_big);
-	free(vm->fmap);
 	free(vm->strs);
 	free(vm->arena);
 	free(vm->fseqs);
@@ -1983,7 +1913,7 @@ static void pk_vm_free(struct pk_vm *vm)
 	free(vm->objects);
 	free(vm->tbmap.keys);
 	free(vm->tbmap.vals);
-	tm_trace_keys_destroy(&vm->keys);
+	free(vm->keys);
 	free(vm->acc);
 	free(vm->buf);
 }
@@ -2039,63 +1969,12 @@ static inline bool pk_fast_uint(const unsigned char *p, size_t *i, uint64_t *v)
 	}
 }
 
-/* The memo index of the frames of the trace sequence at q (up to end), and
- * where the sequence ends; NULL when q is not such a sequence. */
-static inline const unsigned char *pk_peek_trace(const unsigned char *q, const unsigned char *end,
-						 uint64_t *idx)
-{
-	size_t i = 1;
-	uint64_t v;
-
-	if (end - q < (ptrdiff_t)PK_FAST_TRACE_MAX || q[0] != PK_OP_MARK ||
-	    !pk_fast_uint(q, &i, &v) || !pk_fast_uint(q, &i, &v))
-		return NULL;
-	if (q[i] == PK_OP_BINGET) {
-		*idx = q[i + 1];
-		i += 2;
-	} else if (q[i] == PK_OP_LONG_BINGET) {
-		*idx = pk_le(q + i + 1, 4);
-		i += 5;
-	} else {
-		return NULL;
-	}
-	if (q[i] == PK_OP_NONE)
-		i++;
-	else if (!pk_fast_uint(q, &i, &v))
-		return NULL;
-	if (q[i++] != PK_OP_TUPLE)
-		return NULL;
-	if (q[i] == PK_OP_MEMOIZE)
-		i += 1;
-	else if (q[i] == PK_OP_BINPUT)
-		i += 2;
-	else if (q[i] == PK_OP_LONG_BINPUT)
-		i += 5;
-	return q + i;
-}
-
-/*
- * Every trace looks up its frames tuple's key cache at a place that only its
- * bytes tell, in a table bigger than the first levels of cache. The traces
- * come back to back, so the next one's place can be read from the window and
- * fetched ahead.
- */
-static inline void pk_prefetch_traces(const struct pk_vm *vm, const unsigned char *q)
-{
-	const unsigned char *end = vm->data + vm->len;
-	uint64_t idx;
-	uint32_t fs;
-
-	if (pk_peek_trace(q, end, &idx) && (fs = pk_fmap_get(vm, idx)) != UINT32_MAX)
-		__builtin_prefetch(&vm->fkeys[fs]);
-}
-
 /* 1 when it ran the trace sequence at the cursor (a MARK), 0 when it did
  * nothing, -1 on error. */
 static int pk_fast_trace(struct pk_vm *vm)
 {
 	const unsigned char *p;
-	uint64_t domain, size, total, idx, memo_idx = 0;
+	uint64_t domain, size, total, idx, e, memo_idx = 0;
 	uint32_t fs;
 	size_t i = 1, tuple_at;
 	unsigned memo_op = 0;
@@ -2123,8 +2002,9 @@ static int pk_fast_trace(struct pk_vm *vm)
 	} else {
 		return 0;
 	}
-	if ((fs = pk_fmap_get(vm, idx)) == UINT32_MAX)
+	if (idx >= vm->memo_init || ((e = vm->memo[idx]) & 15) != PK_FRAMES)
 		return 0;
+	fs = (uint32_t)(e >> 4);
 	if (p[i] == PK_OP_NONE) {
 		total = TM_TOTAL_NFRAME_NONE;
 		i++;
@@ -2151,13 +2031,22 @@ static int pk_fast_trace(struct pk_vm *vm)
 		i += 5;
 		break;
 	}
-	pk_prefetch_traces(vm, p + i);
 	/* TUPLE: the trace's key, as pk_build_tuple() makes it */
 	vm->op = PK_OP_TUPLE;
 	vm->op_pos = vm->base + vm->pos + tuple_at;
 	if (pk_trace_key(vm, fs, (uint32_t)domain, (uint32_t)total, &key))
 		return -1;
 	vm->stack[vm->sp++] = (struct pk_value){ .kind = PK_TRACE, .a = key, .u = size };
+	/* dump()'s MEMOIZE of a trace: a new entry at the end of the memo, what
+	 * pk_memo_put() does in this case */
+	if (memo_op == PK_OP_MEMOIZE && memo_idx == vm->memo_init && memo_idx < vm->memo_cap &&
+	    !(size >> PK_MEMO_TRACE_SIZE_BITS)) {
+		vm->memo[vm->memo_init++] = (size << 32 | key) << 4 | PK_TRACE;
+		vm->memo_len++;
+		vm->memo_stores++;
+		vm->pos += i;
+		return 1;
+	}
 	if (memo_op) {
 		vm->op = memo_op;
 		vm->op_pos = vm->base + vm->pos + tuple_at + 1;

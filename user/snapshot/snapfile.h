@@ -32,7 +32,7 @@ struct tm_snapshot *tm_snapshot_load(const char *path, struct tm_error *err);
 struct tm_snapshot *tm_snapshot_load_mem(const void *data, size_t len, struct tm_error *err);
 
 /*
- * Load options. TM_LOAD_AGGREGATE: keep one trace per (traceback, domain)
+ * Load options. TM_LOAD_AGGREGATE: keep a trace per (traceback, domain)
  * with the sum of the sizes and the number of blocks (trace_counts, see
  * snapshot.h) instead of one trace per block, for analysis (statistics,
  * compare_to, filter_traces, flame graphs) of big snapshots: the traces are

@@ -127,9 +127,10 @@ struct tm_snapshot {
 	/*
 	 * Blocks per trace, or NULL: every trace is one block (what CPython and
 	 * the tracers produce). A snapshot loaded for analysis only
-	 * (TM_LOAD_AGGREGATE, snapfile.h) keeps one trace per (traceback,
-	 * domain) instead of one per block: its size is the sum of the sizes of
-	 * those blocks and trace_counts[i] their number. statistics(),
+	 * (TM_LOAD_AGGREGATE, snapfile.h) keeps a trace per (traceback, domain)
+	 * instead of one per block -- normally one; a pair may be summed in a few
+	 * parts -- whose size is the sum of the sizes of those blocks and
+	 * trace_counts[i] their number. statistics(),
 	 * compare_to(), filter_traces() and the flame graph depend on nothing
 	 * else, so they give the same results on both; code that counts blocks
 	 * uses tm_trace_count() / tm_snapshot_block_count(). Such a snapshot has
