@@ -1292,11 +1292,14 @@ static void diff_growth(const struct disc_python *py)
 
 PER_PYTHON(diff, diff_growth, 90)
 
-/* A workload that allocates and frees as much as the growing one, but holds
- * a fixed amount: between the first interval snapshot (0.5 s, after its
- * warm-up) and the last one taken while it runs (2 s), no line of it grows
- * by more than 256 KiB, all of them together by less than 1 MiB, and RSS by
- * less than 1 MiB. */
+/* A workload that allocates and frees as much as the growing one (~2 MiB a
+ * tick, 40 ticks a second), but holds at most one tick's allocations at a
+ * time: between the first interval snapshot (0.5 s, after its warm-up) and
+ * the last one taken while it runs (2 s), no line of it grows by more than
+ * 1 MiB (about two ticks' worth of its largest site: which tick a snapshot
+ * catches, and the sampling, make it vary), all of them together by less
+ * than 2 MiB, and RSS by less than 1 MiB; the growing workload's lines grow
+ * by 1.5 to 20 MiB each in the same time. */
 static void steady(const struct disc_python *py)
 {
 	static const char *const steady_sites[] = { "s_objects", "s_bytes", "s_cache", "s_cbuf", "s_kernel" };
@@ -1344,7 +1347,7 @@ static void steady(const struct disc_python *py)
 			total += d[i].size_diff;
 		if (d[i].size_diff > worst)
 			worst = d[i].size_diff;
-		cr_expect_leq(d[i].size_diff, 256 * 1024, "%s: %s:%u grew by %" PRId64 " B in a steady state",
+		cr_expect_leq(d[i].size_diff, 1 << 20, "%s: %s:%u grew by %" PRId64 " B in a steady state",
 			      py->name, d[i].filename, d[i].lineno, d[i].size_diff);
 	}
 	s1 = load_snapshot(old);
@@ -1358,7 +1361,7 @@ static void steady(const struct disc_python *py)
 			"%" PRIu64 " pages faulted between snapshots 1 and %u: workload lines grew by %+.1f KiB "
 			"in all (largest %+.1f KiB), RSS %+.1f KiB\n", py->name, ticks, faulted, last - 1,
 			(double)total / 1024, (double)worst / 1024, (double)rss / 1024);
-		cr_expect_lt(total, 1 << 20, "%s: the workload's lines grew by %" PRId64 " B", py->name, total);
+		cr_expect_lt(total, 2 << 20, "%s: the workload's lines grew by %" PRId64 " B", py->name, total);
 		cr_expect_lt(rss, 1 << 20, "%s: RSS grew by %" PRId64 " B: not a steady state", py->name, rss);
 		cr_expect_gt(ticks, 40, "%s: the workload did too little", py->name);
 	}
@@ -1387,6 +1390,7 @@ struct short_proc {
 	const struct disc_python *py;
 	const char *how;                /* growth_short.py's HOW */
 	bool late;                      /* its libpython is mapped 300 ms after exec */
+	bool brief;                     /* 0.2 s instead of 0.4 s */
 	char tag[16];
 	pid_t pid;
 	uint64_t started_ns;
@@ -1539,6 +1543,8 @@ Test(growth, all_short_lived, .timeout = 120)
 			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "sleep" };
 		if (disc_pythons[i].minor == 13 && have_late)
 			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "_exit", .late = true };
+		if (disc_pythons[i].minor == 9 || !disc_pythons[i].version)
+			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "_exit", .brief = true };
 	}
 	if (!n) {
 		cr_log_warn("SKIPPED: no interpreter installed");
@@ -1549,7 +1555,7 @@ Test(growth, all_short_lived, .timeout = 120)
 	for (size_t i = 0; i < n; i++) {
 		struct short_proc *sp = &procs[i];
 		char python[512], serr[160];
-		char *args[] = { python, SHORT, "0.4", (char *)sp->how, sp->tag, NULL };
+		char *args[] = { python, SHORT, sp->brief ? "0.2" : "0.4", (char *)sp->how, sp->tag, NULL };
 
 		disc_python_path(sp->py, python, sizeof(python));
 		snprintf(sp->tag, sizeof(sp->tag), "T%u", (unsigned)i % 1000);
@@ -1580,8 +1586,17 @@ Test(growth, all_short_lived, .timeout = 120)
 		const char *not_traced = strstr(report, "Python processes not traced:");
 		struct tm_snapshot *s;
 
-		snprintf(who, sizeof(who), "CPython %s %s PID %d", sp->py->name, sp->how, (int)sp->pid);
+		snprintf(who, sizeof(who), "CPython %s %s%s PID %d", sp->py->name, sp->how,
+			 sp->brief ? " 0.2 s" : "", (int)sp->pid);
 		snprintf(want, sizeof(want), "tmbpf: tracing PID %d (", (int)sp->pid);
+		if (sp->brief && !strstr(errs, want)) {
+			/* the fallback: not traced, but listed with the reason */
+			snprintf(want, sizeof(want), "\n  %d (", (int)sp->pid);
+			cr_expect(not_traced && strstr(not_traced, want), "%s was neither traced nor listed", who);
+			cr_log_warn("%s ended before it could be traced (listed with the reason)", who);
+			fprintf(stderr, "GROWTH all %s ended before it could be traced (listed)\n", who);
+			continue;
+		}
 		cr_expect(strstr(errs, want), "%s was not traced", who);
 		snprintf(want, sizeof(want), "tmbpf: PID %d: ", (int)sp->pid);
 		cr_expect(strstr(report, want), "%s has no report", who);
@@ -1614,11 +1629,16 @@ Test(growth, all_short_lived, .timeout = 120)
 				worst_ms = ms;
 			fprintf(stderr, "GROWTH all %-11s %-5s%s traced %.0f ms after fork (%+.0f ms from its "
 				"script's first line), %" PRIu64 " faults, %" PRIu64 " KiB held when it ended\n",
-				sp->py->name, sp->how, sp->late ? " (libpython 300 ms late)" : "", ms, script_ms,
+				sp->py->name, sp->how, sp->late ? " (libpython 300 ms late)" : sp->brief ? " (0.2 s)" : "",
+				ms, script_ms,
 				counter_of(s, "pages.faulted"), s->capture.traced_current / 1024);
 		}
 		tm_snapshot_free(s);
-		if (!strcmp(sp->how, "_exit")) {
+		if (!strcmp(sp->how, "_exit") && sp->brief) {
+			s = load_snapshot(path);
+			cr_expect_eq(counter_of(s, "process.exited"), 1, "%s", who);
+			tm_snapshot_free(s);
+		} else if (!strcmp(sp->how, "_exit")) {
 			expect_held_site(path, SHORT, site, who, false);
 		} else if (!strcmp(sp->how, "exit")) {
 			s = load_snapshot(path);

@@ -410,9 +410,9 @@ static void examine_pending(struct attach_args *a)
 			pp = &a->pending[i];    /* it may have added children: moved */
 			if (r && now < pp->deadline) {
 				/* not mapped yet, or mapped in part: look again, less
-				 * and less often (5 ms, 10, 20... 160) */
+				 * and less often (5 ms, 10, 20, then every 40) */
 				done = false;
-				pp->next_try = now + 0.005 * (1u << (pp->tries < 5 ? pp->tries : 5));
+				pp->next_try = now + 0.005 * (1u << (pp->tries < 3 ? pp->tries : 3));
 				pp->tries++;
 			} else if (r && looks_like_python(pp->pid)) {
 				add_skipped(&a->tc, pp->pid, err.msg[0] ? err.msg : "not a CPython process");
