@@ -318,6 +318,15 @@ struct tm_snapshot *cli_load_snapshot_aggregated(const char *path)
 	return load_snapshot(path, TM_LOAD_AGGREGATE);
 }
 
+struct tm_snapshot *cli_load_snapshot_for(const struct cli_analysis *a, const char *path)
+{
+	for (size_t i = 0; i < a->nfilter_args; i++)
+		if (a->filter_args[i].kind == CLI_INCLUDE_DOMAIN ||
+		    a->filter_args[i].kind == CLI_EXCLUDE_DOMAIN || a->filter_args[i].domain >= 0)
+			return load_snapshot(path, TM_LOAD_AGGREGATE);
+	return load_snapshot(path, TM_LOAD_AGGREGATE | TM_LOAD_NO_DOMAINS);
+}
+
 /* ---- command-line strings ------------------------------------------------ */
 
 /* Length of the strict UTF-8 sequence at p (what Python's 'utf-8' codec

@@ -111,6 +111,10 @@ struct tm_snapshot *cli_load_snapshot(const char *path);
 /* The same, aggregated (TM_LOAD_AGGREGATE): for the commands whose results
  * depend only on the (traceback, domain) sums -- stats, diff, flamegraph. */
 struct tm_snapshot *cli_load_snapshot_aggregated(const char *path);
+struct cli_analysis;
+/* The same for statistics / compare_to with a's filters: without domains
+ * (TM_LOAD_NO_DOMAINS) when no filter looks at them. */
+struct tm_snapshot *cli_load_snapshot_for(const struct cli_analysis *a, const char *path);
 
 /* A command-line string as Python's os.fsdecode() reads it (UTF-8 with
  * 'surrogateescape'), in the encoding snapshots use for strings (UTF-8 with

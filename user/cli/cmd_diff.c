@@ -59,10 +59,10 @@ static int diff_run(int argc, char **argv)
 		goto out;
 	}
 	ret = CLI_EXIT_RUNTIME;
-	old_snap = cli_load_snapshot_aggregated(args[0]);
+	old_snap = cli_load_snapshot_for(&a, args[0]);
 	if (!old_snap || cli_analysis_filter(&a, old_snap))
 		goto out;
-	new_snap = cli_load_snapshot_aggregated(args[1]);
+	new_snap = cli_load_snapshot_for(&a, args[1]);
 	if (!new_snap || cli_analysis_filter(&a, new_snap))
 		goto out;
 	if (tm_compare_to(new_snap, old_snap, a.key_type, a.cumulative, &st, &err)) {

@@ -60,7 +60,7 @@ static int stats_run(int argc, char **argv)
 		goto out;
 	}
 	ret = CLI_EXIT_RUNTIME;
-	s = cli_load_snapshot_aggregated(args[0]);
+	s = cli_load_snapshot_for(&a, args[0]);
 	if (!s || cli_analysis_filter(&a, s))
 		goto out;
 	if (tm_statistics(s, a.key_type, a.cumulative, &st, &err)) {

@@ -338,20 +338,28 @@ static void agg_destroy(struct native_agg *a)
 
 /* A trace whose domain is not dense yet: makes it dense while there is room,
  * else sums it with the other pairs. 0 or -1 (out of memory). */
+/* Makes domain dense (there is room); 0 or -1 (out of memory). */
+static int agg_dense_domain(struct native_agg *a, uint32_t domain)
+{
+	unsigned d = a->ndomains;
+
+	a->dense[d] = calloc(a->ntracebacks ? a->ntracebacks : 1, sizeof(*a->dense[d]));
+	if (!a->dense[d])
+		return -1;
+	a->domain[d] = domain;
+	a->ndomains++;
+	return 0;
+}
+
 static int agg_add_slow(struct native_agg *a, const struct tm_trace *t)
 {
 	struct native_sum *sum;
 	tm_id id;
 
 	if (a->ndomains < NATIVE_DENSE_DOMAINS) {
-		unsigned d = a->ndomains;
-
-		a->dense[d] = calloc(a->ntracebacks, sizeof(*a->dense[d]));
-		if (!a->dense[d])
+		if (agg_dense_domain(a, t->domain))
 			return -1;
-		a->domain[d] = t->domain;
-		a->ndomains++;
-		sum = &a->dense[d][t->traceback];
+		sum = &a->dense[a->ndomains - 1][t->traceback];
 	} else {
 		id = tm_trace_keys_get(&a->other, t->traceback, t->domain);
 		if (id == TM_ID_NONE)
@@ -419,7 +427,7 @@ static int agg_emit(struct native_agg *a, struct tm_snapshot *s)
 /* Reads the traces section through a buffer, checks each trace and sums them
  * per (traceback, domain) into s->traces / s->trace_counts. */
 static int aggregate_traces(const struct tm_input *in, uint64_t off, uint64_t ntraces,
-			    struct tm_snapshot *s, struct tm_error *err)
+			    bool no_domains, struct tm_snapshot *s, struct tm_error *err)
 {
 	struct native_agg a = { .ntracebacks = s->ntracebacks };
 	size_t chunk = NATIVE_TRACES_CHUNK / sizeof(struct tm_trace);
@@ -434,6 +442,8 @@ static int aggregate_traces(const struct tm_input *in, uint64_t off, uint64_t nt
 	if (in->fd < 0 && !in->window && ((uintptr_t)in->mem + off) % _Alignof(struct tm_trace) == 0)
 		chunk = 0;
 	else if (!(buf = malloc(chunk * sizeof(*buf))))
+		goto oom;
+	if (no_domains && agg_dense_domain(&a, 0))
 		goto oom;
 	while (i < ntraces) {
 		uint64_t n = chunk && ntraces - i > chunk ? chunk : ntraces - i;
@@ -456,6 +466,11 @@ static int aggregate_traces(const struct tm_input *in, uint64_t off, uint64_t nt
 				tm_validate_trace_error(s, i, &t[k], &why);
 				tm_error_set(err, "corrupt native snapshot: %s", why.msg);
 				goto out;
+			}
+			if (no_domains) {      /* every trace in domain 0's sums */
+				a.dense[0][t[k].traceback].size += t[k].size;
+				a.dense[0][t[k].traceback].count++;
+				continue;
 			}
 			for (d = 0; d < a.ndomains && a.domain[d] != t[k].domain; d++)
 				;
@@ -487,7 +502,7 @@ struct tm_snapshot *tm_native_load_input(const struct tm_input *in, unsigned fla
 	unsigned char d[TM_NATIVE_HEADER_SIZE];
 	uint64_t off[SEC_COUNT], len[SEC_COUNT], end, file_size, size = in->size;
 	uint32_t header_size, flags_field, i, major, minor, ncounters;
-	bool aggregate = flags & TM_LOAD_AGGREGATE;
+	bool aggregate = flags & (TM_LOAD_AGGREGATE | TM_LOAD_NO_DOMAINS);
 	struct tm_capture *c;
 	struct tm_snapshot *s;
 	struct tm_error why;
@@ -648,7 +663,8 @@ struct tm_snapshot *tm_native_load_input(const struct tm_input *in, unsigned fla
 		s->ntraces = s->traces_cap = 0;
 		if (tm_validate_tables(s, &why))
 			goto corrupt;
-		if (aggregate_traces(in, off[SEC_TRACES], ntraces, s, err))
+		if (aggregate_traces(in, off[SEC_TRACES], ntraces, flags & TM_LOAD_NO_DOMAINS, s,
+				     err))
 			goto fail;
 		if (tm_validate_capture(s, &why))
 			goto corrupt;

@@ -116,8 +116,9 @@ struct pk_fseq {
 };
 
 /* The trace keys of each frame sequence's last traceback (vm->fkeys, by
- * sequence), one per domain it was seen with (up to PK_FSEQ_DOMAINS): apart
- * from struct pk_fseq, as every trace reads it. */
+ * sequence), one per domain it was seen with (up to PK_FSEQ_DOMAINS), and
+ * the last one used (vm->fmru): every trace reads the latter, which is kept
+ * small so that the table of all of them stays in the CPU caches. */
 #define PK_FSEQ_DOMAINS 4u
 
 struct pk_fseq_key {
@@ -125,6 +126,11 @@ struct pk_fseq_key {
 	tm_id tb;               /* the traceback (fs, total); TM_ID_NONE: none yet */
 	uint32_t domain[PK_FSEQ_DOMAINS];
 	tm_id key[PK_FSEQ_DOMAINS];     /* TM_ID_NONE: free */
+};
+
+struct pk_fseq_mru {
+	uint32_t total, domain;
+	tm_id key;              /* TM_ID_NONE: none yet */
 };
 
 struct pk_tuple {
@@ -180,6 +186,7 @@ struct pk_vm {
 	size_t buf_cap;
 	bool io_failed;                 /* a read failed: err says why */
 	bool aggregate;
+	bool no_domains;                /* aggregate: every trace key in domain 0 */
 	uint64_t op_pos;        /* input offset of the opcode being run */
 	unsigned op;
 	unsigned proto;
@@ -217,6 +224,8 @@ struct pk_vm {
 	size_t nfseqs, fseqs_cap;
 	struct pk_fseq_key *fkeys;
 	size_t fkeys_cap;
+	struct pk_fseq_mru *fmru;
+	size_t fmru_cap;
 	tm_id *fbuf;
 	size_t fbuf_len, fbuf_cap;
 	struct pk_tuple *tuples;
@@ -1039,8 +1048,8 @@ found:
  * tuples, or has more domains than the cache holds -- and its traces are then
  * summed in several parts, which the analysis adds up (snapshot.h).
  */
-static inline int pk_trace_key(struct pk_vm *vm, uint32_t fs_index, uint32_t domain,
-			       uint32_t total, tm_id *out)
+static int pk_trace_key_slow(struct pk_vm *vm, uint32_t fs_index, uint32_t domain,
+			     uint32_t total, tm_id *out)
 {
 	struct pk_fseq_key *fk = &vm->fkeys[fs_index];
 	unsigned k;
@@ -1081,6 +1090,23 @@ static inline int pk_trace_key(struct pk_vm *vm, uint32_t fs_index, uint32_t dom
 	fk->domain[k] = domain;
 	fk->key[k] = vm->nkeys;
 	*out = vm->nkeys++;
+	return 0;
+}
+
+static inline int pk_trace_key(struct pk_vm *vm, uint32_t fs_index, uint32_t domain,
+			       uint32_t total, tm_id *out)
+{
+	struct pk_fseq_mru *m = &vm->fmru[fs_index];
+
+	if (vm->no_domains)
+		domain = 0;     /* checked by the caller, then dropped */
+	if (m->key != TM_ID_NONE && m->total == total && m->domain == domain) {
+		*out = m->key;
+		return 0;
+	}
+	if (pk_trace_key_slow(vm, fs_index, domain, total, out))
+		return -1;
+	vm->fmru[fs_index] = (struct pk_fseq_mru){ total, domain, *out };
 	return 0;
 }
 
@@ -1132,13 +1158,15 @@ static int pk_build_tuple(struct pk_vm *vm, size_t n)
 			return pk_fail(vm, "tuple of frames too long");
 		if (PK_RESERVE(vm, vm->fbuf, vm->fbuf_cap, vm->fbuf_len + n) ||
 		    PK_RESERVE(vm, vm->fseqs, vm->fseqs_cap, vm->nfseqs + 1) ||
-		    PK_RESERVE(vm, vm->fkeys, vm->fkeys_cap, vm->nfseqs + 1))
+		    PK_RESERVE(vm, vm->fkeys, vm->fkeys_cap, vm->nfseqs + 1) ||
+		    PK_RESERVE(vm, vm->fmru, vm->fmru_cap, vm->nfseqs + 1))
 			return -1;
 		for (i = 0; i < n; i++)
 			vm->fbuf[vm->fbuf_len + i] = it[i].a;
 		vm->fseqs[vm->nfseqs] = (struct pk_fseq){ vm->fbuf_len, (uint32_t)n, 0,
 							  TM_ID_NONE };
 		vm->fkeys[vm->nfseqs].tb = TM_ID_NONE;
+		vm->fmru[vm->nfseqs].key = TM_ID_NONE;
 		vm->fbuf_len += n;
 		out = (struct pk_value){ .kind = PK_FRAMES, .a = (uint32_t)vm->nfseqs++ };
 		goto done;
@@ -1900,6 +1928,7 @@ static void pk_vm_free(struct pk_vm *vm)
 	free(vm->arena);
 	free(vm->fseqs);
 	free(vm->fkeys);
+	free(vm->fmru);
 	free(vm->fbuf);
 	free(vm->tuples);
 	free(vm->elems);
@@ -2062,8 +2091,9 @@ static int pk_fast_trace(struct pk_vm *vm)
 struct tm_snapshot *tm_pickle_load_input(const struct tm_input *in, unsigned flags,
 					 struct tm_error *err)
 {
-	struct pk_vm vm = { .total = in->size, .err = err, .aggregate = flags & TM_LOAD_AGGREGATE,
-			    .acc_list = UINT32_MAX };
+	struct pk_vm vm = { .total = in->size, .err = err,
+			    .aggregate = flags & (TM_LOAD_AGGREGATE | TM_LOAD_NO_DOMAINS),
+			    .no_domains = flags & TM_LOAD_NO_DOMAINS, .acc_list = UINT32_MAX };
 	struct tm_snapshot *result = NULL;
 	uint64_t memo_guess;
 

@@ -41,6 +41,13 @@ struct tm_snapshot *tm_snapshot_load_mem(const void *data, size_t len, struct tm
  * result has no addresses and cannot be written (the writers refuse it).
  */
 #define TM_LOAD_AGGREGATE 0x1u
+/*
+ * TM_LOAD_NO_DOMAINS (implies TM_LOAD_AGGREGATE): for an analysis that never
+ * looks at domains (statistics or compare_to without domain filters): the
+ * traces of all domains are summed together, a trace per traceback, and every
+ * trace has domain 0. Filtering such a snapshot by domain gives wrong results.
+ */
+#define TM_LOAD_NO_DOMAINS 0x2u
 struct tm_snapshot *tm_snapshot_load_opts(const char *path, unsigned flags, struct tm_error *err);
 struct tm_snapshot *tm_snapshot_load_mem_opts(const void *data, size_t len, unsigned flags,
 					      struct tm_error *err);
