@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli_trace.h"
+#include "output/counters.h"
 #include "output/report.h"
 #include "snapshot/format.h"
 #include "snapshot/snapfile.h"
@@ -655,17 +656,18 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 		uint64_t pages = s->capture.traced_current;
 		uint64_t start = counter(s, "rss.start"), now = counter(s, "rss.now");
 
-		fprintf(out, "Resident memory that grew while tracing (domain %u), by line:\n",
-			TM_GROWTH_DOMAIN_PAGES);
-		{
-			/* the file was written before: filtering in place is fine */
-			struct tm_filter f;
-
-			tm_domain_filter_init(&f, true, TM_GROWTH_DOMAIN_PAGES);
-			if (tm_snapshot_filter_traces(s, &f, 1, &err)) {
-				cli_err("%s", err.msg);
-				return -1;
-			}
+		/* the file was written before: filtering in place is fine */
+		switch (cli_trace_growth_default_domain(&tc->analysis, s, &err)) {
+		case 1:
+			fprintf(out, "Resident memory that grew while tracing (domain %u), by line:\n",
+				TM_GROWTH_DOMAIN_PAGES);
+			break;
+		case 0:
+			fprintf(out, "Growth while tracing (domains as filtered), by line:\n");
+			break;
+		default:
+			cli_err("%s", err.msg);
+			return -1;
 		}
 		if (report_display_top(out, s, tc->analysis.key_type, tc->analysis.limit, root_dir, &err)) {
 			cli_err("%s", err.msg);
@@ -709,11 +711,7 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 
 		if (!s->capture.counters[i].value)
 			continue;
-		if (!((n.len > 5 && !memcmp(n.data, "lost.", 5)) ||
-		      (n.len > 7 && !memcmp(n.data, "frames.", 7)) ||
-		      (n.len > 5 && !memcmp(n.data, "code.", 5)) ||
-		      (n.len == 20 && !memcmp(n.data, "calls.missed_returns", 20)) ||
-		      (n.len == 21 && !memcmp(n.data, "calls.unknown_process", 21))))
+		if (!report_counter_is_loss(n))
 			continue;
 		if (!losses)
 			fprintf(out, "Not seen or not resolved (counted):");

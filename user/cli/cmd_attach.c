@@ -293,24 +293,6 @@ static void scan_processes(struct attach_args *a)
 	closedir(d);
 }
 
-static bool pid_gone(pid_t pid)
-{
-	char path[64], state = 0;
-	FILE *f;
-
-	if (kill(pid, 0) && errno == ESRCH)
-		return true;
-	/* a zombie has released its memory and cannot allocate any more */
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return true;
-	if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
-		state = 0;
-	fclose(f);
-	return state == 'Z' || state == 'X';
-}
-
 static void add_pending(struct attach_args *a, pid_t pid, const char *comm, double delay)
 {
 	double now = now_s();
@@ -400,7 +382,7 @@ static void examine_pending(struct attach_args *a)
 			i++;
 			continue;
 		}
-		if (pid_gone(pp->pid)) {
+		if (cli_trace_pid_gone(pp->pid)) {
 			/* its maps are gone with it: its name says what it was */
 			if (looks_like_python(pp->pid) || !strncmp(pp->comm, "python", 6))
 				add_skipped_comm(&a->tc, pp->pid, pp->comm,
@@ -457,7 +439,7 @@ static int attach_run(int argc, char **argv)
 	ret = CLI_EXIT_RUNTIME;
 	if (cli_trace_check_root("attach"))
 		goto out;
-	if (a.pid && pid_gone(a.pid)) {
+	if (a.pid && cli_trace_pid_gone(a.pid)) {
 		cli_err("no such process: %d", (int)a.pid);
 		goto out;
 	}
@@ -509,7 +491,7 @@ static int attach_run(int argc, char **argv)
 		for (size_t i = 0; i < tc->nprocs; i++) {
 			struct traced_proc *p = tc->procs[i];
 
-			if (p->exited || (!p->ended && !pid_gone(p->pid)))
+			if (p->exited || (!p->ended && !cli_trace_pid_gone(p->pid)))
 				continue;
 			if (tc->all || p->ended == GROWTH_END_EXEC)
 				fprintf(stderr, "tmbpf: PID %d %s\n", (int)p->pid,

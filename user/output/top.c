@@ -7,6 +7,7 @@
  * row's changes are two look-ups: the size_diff compare_to() would give,
  * without computing two comparisons per refresh.
  */
+#include "output/counters.h"
 #include "output/top.h"
 
 #include <inttypes.h>
@@ -163,15 +164,6 @@ void top_state_destroy(struct top_state *t)
 
 /* ---- lines --------------------------------------------------------------- */
 
-bool top_counter_is_loss(struct tm_str n)
-{
-	return (n.len > 5 && !memcmp(n.data, "lost.", 5)) ||
-	       (n.len > 7 && !memcmp(n.data, "frames.", 7)) ||
-	       (n.len > 5 && !memcmp(n.data, "code.", 5)) ||
-	       (n.len == 20 && !memcmp(n.data, "calls.missed_returns", 20)) ||
-	       (n.len == 21 && !memcmp(n.data, "calls.unknown_process", 21));
-}
-
 /* A screen being written: lines are built in `line`, then cut to the width. */
 struct screen {
 	FILE *out;
@@ -319,7 +311,7 @@ static size_t header_lines(const struct top_state *t)
 
 	for (uint32_t i = 0; i < c->ncounters; i++) {
 		if (c->counters[i].value &&
-		    top_counter_is_loss(tm_string(t->now->s, c->counters[i].name))) {
+		    report_counter_is_loss(tm_string(t->now->s, c->counters[i].name))) {
 			n++;
 			break;
 		}
@@ -397,7 +389,7 @@ static void header(struct screen *sc, const struct top_state *t)
 		line_end(sc);
 	}
 	for (uint32_t i = 0; i < c->ncounters; i++) {
-		if (!c->counters[i].value || !top_counter_is_loss(tm_string(s, c->counters[i].name)))
+		if (!c->counters[i].value || !report_counter_is_loss(tm_string(s, c->counters[i].name)))
 			continue;
 		if (!losses && !(f = line_begin(sc)))
 			return;

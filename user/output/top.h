@@ -77,8 +77,5 @@ void top_state_destroy(struct top_state *t);
 /* Writes the screen of the latest refresh. 0, or -1 with err (allocation). */
 int top_render(FILE *out, const struct top_state *t, struct tm_error *err);
 
-/* The counters the reports print as losses: "lost.*", "frames.*", "code.*",
- * "calls.missed_returns", "calls.unknown_process". */
-bool top_counter_is_loss(struct tm_str name);
 
 #endif /* TMBPF_TOP_H */
