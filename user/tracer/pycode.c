@@ -495,15 +495,47 @@ struct py_code_cache *py_code_cache_new(size_t max_entries)
 	if (max_entries < 16)
 		max_entries = 16;
 	c->max = max_entries;
-	c->cap = 32;
-	while (c->cap < 2 * max_entries)
-		c->cap *= 2;
+	/* start small: host-wide tracing keeps one cache per process, and most
+	 * processes run a few hundred code objects */
+	c->cap = 64;
 	c->slots = calloc(c->cap, sizeof(*c->slots));
 	if (!c->slots) {
 		free(c);
 		return NULL;
 	}
 	return c;
+}
+
+static size_t hash_addr(uint64_t a)
+{
+	/* Objects are 16-byte aligned: mix the bits above that. */
+	a ^= a >> 33;
+	a *= 0xff51afd7ed558ccdull;
+	a ^= a >> 33;
+	return (size_t)a;
+}
+
+/* Doubles the table (load factor stays <= 1/2). 0, or -1 on ENOMEM. */
+static int cache_grow(struct py_code_cache *c)
+{
+	size_t cap = c->cap * 2, mask = cap - 1;
+	struct cache_slot *slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return -1;
+	for (size_t k = 0; k < c->cap; k++) {
+		size_t j;
+
+		if (!c->slots[k].used)
+			continue;
+		for (j = hash_addr(c->slots[k].info.code) & mask; slots[j].used; j = (j + 1) & mask)
+			;
+		slots[j] = c->slots[k];
+	}
+	free(c->slots);
+	c->slots = slots;
+	c->cap = cap;
+	return 0;
 }
 
 static void cache_clear(struct py_code_cache *c)
@@ -530,14 +562,6 @@ size_t py_code_cache_size(const struct py_code_cache *c)
 	return c->n;
 }
 
-static size_t hash_addr(uint64_t a)
-{
-	/* Objects are 16-byte aligned: mix the bits above that. */
-	a ^= a >> 33;
-	a *= 0xff51afd7ed558ccdull;
-	a ^= a >> 33;
-	return (size_t)a;
-}
 
 /* Linear-probing deletion by backward shift: later entries of the same
  * probe run move up so that lookups never stop early at the hole. */
@@ -597,6 +621,15 @@ const struct py_code_info *py_code_cache_get(struct py_code_cache *c, struct py_
 	if (c->n >= c->max) {
 		cache_clear(c);
 		i = hash_addr(code) & mask;
+	} else if ((c->n + 1) * 2 > c->cap) {
+		if (cache_grow(c) == 0) {
+			mask = c->cap - 1;
+			for (i = hash_addr(code) & mask; c->slots[i].used; i = (i + 1) & mask)
+				;
+		} else if (c->n + 1 >= c->cap) {
+			cache_clear(c);         /* no memory to grow: start over */
+			i = hash_addr(code) & mask;
+		}
 	}
 	ret = py_code_read(rd, code, &c->slots[i].info);
 	if (ret) {
