@@ -491,8 +491,8 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 	struct block_key *keys = NULL;
 	struct block_val *vals = NULL;
 	struct exact_stats st = {};
+	struct stack_builder b = { .s = NULL };
 	struct tm_snapshot *s = NULL;
-	uint64_t missing = 0;
 	__u64 in_batch = 0, out_batch = 0;
 	bool first = true;
 	int fd = bpf_map__fd(t->skel->maps.live);
@@ -503,10 +503,9 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 		tm_error_set(err, "PID %d is not traced", (int)pid);
 		return NULL;
 	}
-	s = stack_table_clone(&t->stacks);
 	keys = malloc(BATCH * sizeof(*keys));
 	vals = malloc(BATCH * sizeof(*vals));
-	if (!s || !keys || !vals) {
+	if (stack_builder_init(&b, &t->stacks, pid) < 0 || !keys || !vals) {
 		tm_error_set(err, "out of memory");
 		goto fail;
 	}
@@ -525,13 +524,9 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 
 			if (keys[i].tgid != (__u32)pid)
 				continue;
-			tb = stack_table_lookup(&t->stacks, (pid_t)keys[i].tgid, vals[i].stack_id);
-			if (tb == TM_ID_NONE) {
-				missing++;
-				tb = stack_table_unknown(&t->stacks);
-			}
+			tb = stack_builder_traceback(&b, vals[i].stack_id);
 			if (tb == TM_ID_NONE ||
-			    tm_add_trace(s, keys[i].domain, vals[i].size, tb, keys[i].addr) < 0) {
+			    tm_add_trace(b.s, keys[i].domain, vals[i].size, tb, keys[i].addr) < 0) {
 				tm_error_set(err, "out of memory");
 				goto fail;
 			}
@@ -541,8 +536,7 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 		in_batch = out_batch;
 		first = false;
 	}
-	/* the snapshot shares the tables of the stack table, which grew since the
-	 * clone only if resolve interned new strings; ids stay valid either way */
+	s = stack_builder_finish(&b);
 	s->traceback_limit = t->opts.nframe;
 	s->capture.tier = TM_TIER_EXACT;
 	s->capture.pid = pid;
@@ -550,7 +544,7 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 	s->capture.traced_current = st.traced_current;
 	s->capture.traced_peak = st.traced_peak;
 	s->capture.tracer_memory = exact_tracer_memory(t);
-	set_exact_counters(s, &st, missing, t->stacks.unresolved_frames, t->lost_events_bad,
+	set_exact_counters(s, &st, b.missing, t->stacks.unresolved_frames, t->lost_events_bad,
 			   t->skel->bss->no_proc_hits, tm_bpf_recursion_misses(t->skel->obj));
 	free(keys);
 	free(vals);
@@ -558,6 +552,6 @@ struct tm_snapshot *exact_tracer_snapshot(struct exact_tracer *t, pid_t pid,
 fail:
 	free(keys);
 	free(vals);
-	tm_snapshot_free(s);
+	stack_builder_abort(&b);
 	return NULL;
 }

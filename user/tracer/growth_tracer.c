@@ -381,49 +381,15 @@ uint64_t growth_tracer_memory(struct growth_tracer *t)
 }
 
 struct run_ctx {
-	struct growth_tracer *t;
-	struct tm_snapshot *s;
-	pid_t pid;
-	uint64_t missing;
-	tm_id *tb_map;                  /* stack table traceback -> s's; TM_ID_NONE: not yet */
+	struct stack_builder b;
 };
-
-/* The stack table holds the tracebacks of every process traced so far (in
- * host-wide mode, thousands of processes): a snapshot gets only the ones its
- * traces use, copied once each. TM_ID_NONE if memory ran out. */
-static tm_id traceback_of(struct run_ctx *rc, uint64_t stack_id)
-{
-	const struct tm_snapshot *src = rc->t->stacks.tables;
-	tm_id tb = stack_table_lookup(&rc->t->stacks, rc->pid, stack_id), ids[PY_MAX_NFRAME];
-	const struct tm_traceback *b;
-
-	if (tb == TM_ID_NONE) {
-		rc->missing++;
-		tb = stack_table_unknown(&rc->t->stacks);
-	}
-	if (rc->tb_map[tb] != TM_ID_NONE)
-		return rc->tb_map[tb];
-	b = &src->tracebacks[tb];
-	for (uint32_t i = 0; i < b->nframe && i < PY_MAX_NFRAME; i++) {
-		const struct tm_frame *f = &src->frames[tm_traceback_frames(src, tb)[i]];
-		struct tm_str name = tm_string(src, f->filename);
-		tm_id n = tm_intern_string(rc->s, name.data, name.len);
-
-		ids[i] = n == TM_ID_NONE ? TM_ID_NONE : tm_intern_frame(rc->s, n, f->lineno);
-		if (ids[i] == TM_ID_NONE)
-			return TM_ID_NONE;
-	}
-	rc->tb_map[tb] = tm_intern_traceback(rc->s, ids, b->nframe < PY_MAX_NFRAME ? b->nframe : PY_MAX_NFRAME,
-					     b->total_nframe);
-	return rc->tb_map[tb];
-}
 
 static int add_trace(struct run_ctx *rc, uint32_t domain, uint64_t size, uint64_t stack_id,
 		     uint64_t addr)
 {
-	tm_id tb = traceback_of(rc, stack_id);
+	tm_id tb = stack_builder_traceback(&rc->b, stack_id);
 
-	return tb == TM_ID_NONE ? -1 : tm_add_trace(rc->s, domain, size, tb, addr);
+	return tb == TM_ID_NONE ? -1 : tm_add_trace(rc->b.s, domain, size, tb, addr);
 }
 
 static int add_run(void *ctx, uint64_t addr, uint64_t size, uint64_t stack_id)
@@ -436,7 +402,8 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 {
 	struct gproc *g = gproc_find(t, pid);
 	struct growth_stats st = {};
-	struct run_ctx rc = { .t = t, .pid = pid };
+	struct run_ctx rc;
+	struct tm_snapshot *s;
 	const struct growth_state *gs;
 	__u32 key = (__u32)pid;
 
@@ -459,69 +426,64 @@ struct tm_snapshot *growth_tracer_snapshot(struct growth_tracer *t, pid_t pid,
 		if (rss)
 			g->rss_last = rss;
 	}
-	rc.s = tm_snapshot_new();
-	rc.tb_map = malloc((t->stacks.tables->ntracebacks ? t->stacks.tables->ntracebacks : 1) *
-			   sizeof(*rc.tb_map));
-	if (!rc.s || !rc.tb_map)
-		goto oom;
-	for (uint32_t i = 0; i < t->stacks.tables->ntracebacks; i++)
-		rc.tb_map[i] = TM_ID_NONE;
+	if (stack_builder_init(&rc.b, &t->stacks, pid) < 0) {
+		tm_error_set(err, "out of memory");
+		return NULL;
+	}
 	if (growth_state_page_runs(gs, add_run, &rc))
 		goto oom;
 	for (size_t i = 0; i < gs->nmaps; i++)
 		if (add_trace(&rc, TM_GROWTH_DOMAIN_MAPPINGS, gs->maps[i].end - gs->maps[i].start,
 			      gs->maps[i].stack_id, gs->maps[i].start) < 0)
 			goto oom;
-	free(rc.tb_map);
-	rc.tb_map = NULL;
-	rc.s->traceback_limit = t->opts.nframe;
-	rc.s->capture.tier = TM_TIER_GROWTH;
-	rc.s->capture.coverage = t->opts.sample_pages > 1 ? TM_COVERAGE_SAMPLED : TM_COVERAGE_COMPLETE;
-	rc.s->capture.sample_period = (uint64_t)(t->opts.sample_pages ? t->opts.sample_pages : 1) * GROWTH_PAGE;
-	rc.s->capture.pid = pid;
-	rc.s->capture.start_ns = g->start_ns;
-	rc.s->capture.taken_ns = tm_now_ns();
+	s = rc.b.s;
+	s->traceback_limit = t->opts.nframe;
+	s->capture.tier = TM_TIER_GROWTH;
+	s->capture.coverage = t->opts.sample_pages > 1 ? TM_COVERAGE_SAMPLED : TM_COVERAGE_COMPLETE;
+	s->capture.sample_period = (uint64_t)(t->opts.sample_pages ? t->opts.sample_pages : 1) * GROWTH_PAGE;
+	s->capture.pid = pid;
+	s->capture.start_ns = g->start_ns;
+	s->capture.taken_ns = tm_now_ns();
 	/* tracemalloc's traced memory: what the resident-page traces add up to */
-	rc.s->capture.traced_current = gs->pages_held * GROWTH_PAGE;
-	rc.s->capture.traced_peak = gs->pages_peak * GROWTH_PAGE;
-	rc.s->capture.tracer_memory = growth_tracer_memory(t);
-	if (tm_set_counter(rc.s, "pages.faulted", st.faults) ||
-	    tm_set_counter(rc.s, "pages.kernel_faulted", st.kernel_faults) ||
-	    tm_set_counter(rc.s, "pages.sampled", st.samples) ||
-	    tm_set_counter(rc.s, "pages.received", gs->pages_received) ||
-	    tm_set_counter(rc.s, "pages.refaulted", gs->pages_refaulted) ||
-	    tm_set_counter(rc.s, "pages.populated", gs->pages_populated) ||
-	    tm_set_counter(rc.s, "pages.released", gs->pages_released) ||
-	    tm_set_counter(rc.s, "bytes.mapped", gs->bytes_mapped) ||
-	    tm_set_counter(rc.s, "bytes.unmapped", gs->bytes_unmapped) ||
-	    tm_set_counter(rc.s, "calls.mmap", st.mmaps) ||
-	    tm_set_counter(rc.s, "calls.munmap", st.munmaps) ||
-	    tm_set_counter(rc.s, "calls.mremap", st.mremaps) ||
-	    tm_set_counter(rc.s, "calls.madvise", st.madvises) ||
-	    tm_set_counter(rc.s, "calls.brk", st.brks) ||
-	    tm_set_counter(rc.s, "rss.start", g->rss_start) ||
-	    tm_set_counter(rc.s, "rss.now", g->rss_last) ||
-	    tm_set_counter(rc.s, "process.exited", g->ended == GROWTH_END_EXIT) ||
-	    tm_set_counter(rc.s, "process.exec", g->ended == GROWTH_END_EXEC) ||
-	    tm_set_counter(rc.s, "lost.events", st.lost_events) ||
-	    tm_set_counter(rc.s, "lost.pages", st.lost_pages) ||
-	    tm_set_counter(rc.s, "lost.syscalls", st.lost_syscalls) ||
-	    tm_set_counter(rc.s, "lost.host_events", growth_tracer_lost_host_events(t)) ||
-	    tm_set_counter(rc.s, "lost.bad_events", t->bad_events) ||
-	    tm_set_counter(rc.s, "lost.out_of_memory", gs->oom) ||
-	    tm_set_counter(rc.s, "lost.bpf_recursion", tm_bpf_recursion_misses(t->skel->obj)) ||
-	    tm_set_counter(rc.s, "lost.stack_events", st.walk.lost_stack_events) ||
-	    tm_set_counter(rc.s, "lost.stack_unknown", rc.missing) ||
-	    tm_set_counter(rc.s, "frames.unreadable_stacks", st.walk.unreadable_stacks) ||
-	    tm_set_counter(rc.s, "frames.unresolved", t->stacks.unresolved_frames) ||
-	    tm_set_counter(rc.s, "frames.truncated_walks", st.walk.truncated_stacks) ||
-	    tm_set_counter(rc.s, "calls.no_thread_state", st.walk.no_tstate) ||
-	    tm_set_counter(rc.s, "calls.before_runtime_init", st.walk.before_init))
+	s->capture.traced_current = gs->pages_held * GROWTH_PAGE;
+	s->capture.traced_peak = gs->pages_peak * GROWTH_PAGE;
+	s->capture.tracer_memory = growth_tracer_memory(t);
+	if (tm_set_counter(s, "pages.faulted", st.faults) ||
+	    tm_set_counter(s, "pages.kernel_faulted", st.kernel_faults) ||
+	    tm_set_counter(s, "pages.sampled", st.samples) ||
+	    tm_set_counter(s, "pages.received", gs->pages_received) ||
+	    tm_set_counter(s, "pages.refaulted", gs->pages_refaulted) ||
+	    tm_set_counter(s, "pages.populated", gs->pages_populated) ||
+	    tm_set_counter(s, "pages.released", gs->pages_released) ||
+	    tm_set_counter(s, "bytes.mapped", gs->bytes_mapped) ||
+	    tm_set_counter(s, "bytes.unmapped", gs->bytes_unmapped) ||
+	    tm_set_counter(s, "calls.mmap", st.mmaps) ||
+	    tm_set_counter(s, "calls.munmap", st.munmaps) ||
+	    tm_set_counter(s, "calls.mremap", st.mremaps) ||
+	    tm_set_counter(s, "calls.madvise", st.madvises) ||
+	    tm_set_counter(s, "calls.brk", st.brks) ||
+	    tm_set_counter(s, "rss.start", g->rss_start) ||
+	    tm_set_counter(s, "rss.now", g->rss_last) ||
+	    tm_set_counter(s, "process.exited", g->ended == GROWTH_END_EXIT) ||
+	    tm_set_counter(s, "process.exec", g->ended == GROWTH_END_EXEC) ||
+	    tm_set_counter(s, "lost.events", st.lost_events) ||
+	    tm_set_counter(s, "lost.pages", st.lost_pages) ||
+	    tm_set_counter(s, "lost.syscalls", st.lost_syscalls) ||
+	    tm_set_counter(s, "lost.host_events", growth_tracer_lost_host_events(t)) ||
+	    tm_set_counter(s, "lost.bad_events", t->bad_events) ||
+	    tm_set_counter(s, "lost.out_of_memory", gs->oom) ||
+	    tm_set_counter(s, "lost.bpf_recursion", tm_bpf_recursion_misses(t->skel->obj)) ||
+	    tm_set_counter(s, "lost.stack_events", st.walk.lost_stack_events) ||
+	    tm_set_counter(s, "lost.stack_unknown", rc.b.missing) ||
+	    tm_set_counter(s, "frames.unreadable_stacks", st.walk.unreadable_stacks) ||
+	    tm_set_counter(s, "frames.unresolved", t->stacks.unresolved_frames) ||
+	    tm_set_counter(s, "frames.truncated_walks", st.walk.truncated_stacks) ||
+	    tm_set_counter(s, "calls.no_thread_state", st.walk.no_tstate) ||
+	    tm_set_counter(s, "calls.before_runtime_init", st.walk.before_init))
 		goto oom;
-	return rc.s;
+	return stack_builder_finish(&rc.b);
 oom:
-	free(rc.tb_map);
-	tm_snapshot_free(rc.s);
+	stack_builder_abort(&rc.b);
 	tm_error_set(err, "out of memory");
 	return NULL;
 }

@@ -127,41 +127,66 @@ int stack_table_add(struct stack_table *st, pid_t tgid, uint64_t stack_id, uint3
 	return 0;
 }
 
-static void *dup_array(const void *src, size_t n, size_t size)
+int stack_builder_init(struct stack_builder *b, const struct stack_table *st, pid_t pid)
 {
-	void *p = malloc(n ? n * size : 1);
+	uint32_t n = st->tables->ntracebacks;
 
-	if (p && n)
-		memcpy(p, src, n * size);
-	return p;
+	memset(b, 0, sizeof(*b));
+	b->st = st;
+	b->pid = pid;
+	b->s = tm_snapshot_new();
+	b->tb_map = malloc((n ? n : 1) * sizeof(*b->tb_map));
+	if (!b->s || !b->tb_map) {
+		stack_builder_abort(b);
+		return -1;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		b->tb_map[i] = TM_ID_NONE;
+	return 0;
 }
 
-struct tm_snapshot *stack_table_clone(const struct stack_table *st)
+tm_id stack_builder_traceback(struct stack_builder *b, uint64_t stack_id)
 {
-	const struct tm_snapshot *src = st->tables;
-	struct tm_snapshot *s = tm_snapshot_new();
+	const struct tm_snapshot *src = b->st->tables;
+	tm_id tb = stack_table_lookup(b->st, b->pid, stack_id), ids[PY_MAX_NFRAME];
+	const struct tm_traceback *t;
+	uint32_t n;
 
-	if (!s)
-		return NULL;
-	/* tm_snapshot_new() may preallocate; the copies replace those arrays */
-	free(s->str_pool);
-	free(s->str_off);
-	free(s->frames);
-	free(s->frame_ids);
-	free(s->tracebacks);
-	s->str_pool = dup_array(src->str_pool, src->str_pool_len, 1);
-	s->str_off = dup_array(src->str_off, (size_t)src->nstrings + 1, sizeof(*s->str_off));
-	s->frames = dup_array(src->frames, src->nframes, sizeof(*s->frames));
-	s->frame_ids = dup_array(src->frame_ids, src->nframe_ids, sizeof(*s->frame_ids));
-	s->tracebacks = dup_array(src->tracebacks, src->ntracebacks, sizeof(*s->tracebacks));
-	if (!s->str_pool || !s->str_off || !s->frames || !s->frame_ids || !s->tracebacks) {
-		tm_snapshot_free(s);
-		return NULL;
+	if (tb == TM_ID_NONE) {
+		b->missing++;
+		tb = b->st->unknown_tb;
 	}
-	s->str_pool_len = s->str_pool_cap = src->str_pool_len;
-	s->nstrings = s->str_cap = src->nstrings;
-	s->nframes = s->frames_cap = src->nframes;
-	s->nframe_ids = s->frame_ids_cap = src->nframe_ids;
-	s->ntracebacks = s->tracebacks_cap = src->ntracebacks;
+	if (b->tb_map[tb] != TM_ID_NONE)
+		return b->tb_map[tb];
+	t = &src->tracebacks[tb];
+	n = t->nframe < PY_MAX_NFRAME ? t->nframe : PY_MAX_NFRAME;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct tm_frame *f = &src->frames[tm_traceback_frames(src, tb)[i]];
+		struct tm_str name = tm_string(src, f->filename);
+		tm_id id = tm_intern_string(b->s, name.data, name.len);
+
+		ids[i] = id == TM_ID_NONE ? TM_ID_NONE : tm_intern_frame(b->s, id, f->lineno);
+		if (ids[i] == TM_ID_NONE)
+			return TM_ID_NONE;
+	}
+	b->tb_map[tb] = tm_intern_traceback(b->s, ids, n, t->total_nframe);
+	return b->tb_map[tb];
+}
+
+struct tm_snapshot *stack_builder_finish(struct stack_builder *b)
+{
+	struct tm_snapshot *s = b->s;
+
+	free(b->tb_map);
+	b->tb_map = NULL;
+	b->s = NULL;
 	return s;
+}
+
+void stack_builder_abort(struct stack_builder *b)
+{
+	tm_snapshot_free(b->s);
+	free(b->tb_map);
+	b->s = NULL;
+	b->tb_map = NULL;
 }

@@ -41,7 +41,23 @@ int stack_table_add(struct stack_table *st, pid_t tgid, uint64_t stack_id, uint3
 tm_id stack_table_lookup(const struct stack_table *st, pid_t tgid, uint64_t stack_id);
 tm_id stack_table_unknown(const struct stack_table *st);
 
-/* A new snapshot holding a copy of the tables (and no traces). */
-struct tm_snapshot *stack_table_clone(const struct stack_table *st);
+/* Builds a snapshot of one process from the table: the tracebacks its
+ * traces use are copied in, once each (in host-wide mode the table holds the
+ * stacks of every process traced so far). */
+struct stack_builder {
+	const struct stack_table *st;
+	struct tm_snapshot *s;          /* the snapshot being built (owned until finish) */
+	pid_t pid;
+	uint64_t missing;               /* stack ids that never arrived: "<unknown>" */
+	tm_id *tb_map;                  /* table traceback -> s's; TM_ID_NONE: not copied yet */
+};
+
+/* 0, or -1 on ENOMEM. */
+int stack_builder_init(struct stack_builder *b, const struct stack_table *st, pid_t pid);
+/* The traceback in b->s of a stack id of b->pid; TM_ID_NONE on ENOMEM. */
+tm_id stack_builder_traceback(struct stack_builder *b, uint64_t stack_id);
+/* Hands over the snapshot. */
+struct tm_snapshot *stack_builder_finish(struct stack_builder *b);
+void stack_builder_abort(struct stack_builder *b);
 
 #endif
