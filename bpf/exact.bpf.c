@@ -25,12 +25,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool reattribute = true;         /* follow free-list reuse (_Py_NewReference) */
 const volatile bool report_execs = false;       /* host-wide mode: tell user space about execs */
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);                     /* tgid */
-	__type(value, struct py_proc);
-} procs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

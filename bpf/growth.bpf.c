@@ -31,12 +31,6 @@ const volatile bool report_execs = false;       /* host-wide mode: tell user spa
  * process that runs for a fraction of a second is examined as it starts. */
 __u64 lost_host_events = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);                     /* tgid */
-	__type(value, struct py_proc);
-} procs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

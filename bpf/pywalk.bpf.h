@@ -51,6 +51,15 @@ struct {
 	__type(value, struct walk_result);
 } walk_scratch SEC(".maps");
 
+/* The processes a program works for, with their interpreter's layout
+ * (written by user space; the load bias and TSS key are learnt here). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);                     /* tgid */
+	__type(value, struct py_proc);
+} procs SEC(".maps");
+
 /* Stack ids already sent to user space. LRU: an evicted id is simply sent again.
  * Ids include the tgid: user space keeps stacks per process, and processes
  * forked from one parent share their code objects' addresses. */

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdarg.h>
@@ -85,6 +86,18 @@ uint64_t tm_proc_rss(pid_t pid)
 	n = fscanf(f, "%llu %llu", &size, &resident);
 	fclose(f);
 	return n == 2 ? resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+int tm_ring_poll(struct ring_buffer *rb, int timeout_ms)
+{
+	int n = ring_buffer__poll(rb, timeout_ms), m;
+
+	if (n == -EINTR)
+		return 0;
+	if (n < 0)
+		return -1;
+	m = ring_buffer__consume(rb);
+	return m < 0 ? -1 : n + m;
 }
 
 uint64_t tm_now_ns(void)

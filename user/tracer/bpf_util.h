@@ -23,6 +23,13 @@ uint64_t tm_bpf_recursion_misses(struct bpf_object *obj);
 /* Resident set size of pid in bytes (from /proc/PID/statm), 0 if unknown. */
 uint64_t tm_proc_rss(pid_t pid);
 
+struct ring_buffer;
+
+/* Waits up to timeout_ms for ring-buffer records and handles all that are
+ * there (most records do not wake the reader: events_flags() in
+ * pywalk.bpf.h). Returns the number handled, or -1 (EINTR counts as 0). */
+int tm_ring_poll(struct ring_buffer *rb, int timeout_ms);
+
 /* CLOCK_REALTIME in nanoseconds. */
 uint64_t tm_now_ns(void);
 

@@ -153,7 +153,8 @@ static int add_func_probe(struct capture_plan *plan, const struct py_interp *pi,
 	return 0;
 }
 
-/* A probe at the entry of a function known only by its symbol (optional). */
+/* An optional probe at the entry of a function known only by its symbol.
+ * Returns 1 if added, 0 if the symbol is not there, -1 if the plan is full. */
 static int add_symbol_probe(struct capture_plan *plan, const struct py_interp *pi,
 			    const char *name, enum exact_fn fn)
 {
@@ -178,13 +179,15 @@ static int add_symbol_probe(struct capture_plan *plan, const struct py_interp *p
 	p->name = plan->names[plan->nprobes];
 	p->binary = store_binary(plan, pi->host_path);
 	p->file_offset = off;
-	p->vaddr = sym.value;
+	/* the cookie teaches BPF the load bias from an entry probe's address;
+	 * a return probe only sees where the function returns to */
+	p->vaddr = fn == EXACT_FN_START ? 0 : sym.value;
 	p->fn = fn;
 	p->ctx_arg = false;
 	p->optional = true;
 	plan->single_stepped++;
 	plan->nprobes++;
-	return 0;
+	return 1;
 }
 
 static int add_common_probes(struct capture_plan *plan, const struct py_interp *pi,
@@ -197,8 +200,8 @@ static int add_common_probes(struct capture_plan *plan, const struct py_interp *
 	/* 3.13's Py_Exit() (sys.exit(), SystemExit) and Py_Finalize() call the
 	 * internal _Py_Finalize() without passing through Py_FinalizeEx(); in
 	 * 3.8-3.12 they call Py_FinalizeEx() and freezing twice is harmless */
-	if (add_symbol_probe(plan, pi, "Py_Exit", EXACT_FN_FINALIZE) ||
-	    add_symbol_probe(plan, pi, "Py_Finalize", EXACT_FN_FINALIZE)) {
+	if (add_symbol_probe(plan, pi, "Py_Exit", EXACT_FN_FINALIZE) < 0 ||
+	    add_symbol_probe(plan, pi, "Py_Finalize", EXACT_FN_FINALIZE) < 0) {
 		tm_error_set(err, "too many probe points");
 		return -1;
 	}
@@ -208,7 +211,7 @@ static int add_common_probes(struct capture_plan *plan, const struct py_interp *
 	if (reattribute && pi->funcs[PY_FN_NEW_REFERENCE].found)
 		return add_func_probe(plan, pi, PY_FN_NEW_REFERENCE, EXACT_FN_NEWREF, true, err);
 	if (reattribute)
-		return add_symbol_probe(plan, pi, "_PyTraceMalloc_NewReference", EXACT_FN_NEWREF);
+		return add_symbol_probe(plan, pi, "_PyTraceMalloc_NewReference", EXACT_FN_NEWREF) < 0 ? -1 : 0;
 	return 0;
 }
 
@@ -218,30 +221,13 @@ static int add_common_probes(struct capture_plan *plan, const struct py_interp *
  * the same point makes `tmbpf run` and PYTHONTRACEMALLOC=N comparable. The
  * symbol is local (.symtab): stripped binaries record from the first
  * allocation instead. Returns 0 (gate or no gate) or -1 (full plan). */
-static int add_start_gate(struct capture_plan *plan, const struct py_interp *pi,
-			  const struct elf_file *ef)
+static int add_start_gate(struct capture_plan *plan, const struct py_interp *pi)
 {
-	struct exact_probe *p;
-	struct elf_sym sym;
-	uint64_t off;
+	int r = add_symbol_probe(plan, pi, "_PySignal_Init", EXACT_FN_START);
 
-	if (elf_file_symbol(ef, "_PySignal_Init", &sym) || sym.type != 2 /* STT_FUNC */ ||
-	    elf_file_vaddr_to_offset(ef, sym.value, &off))
-		return 0;
-	if (plan->nprobes == CAPTURE_MAX_PROBES)
-		return -1;
-	p = &plan->probes[plan->nprobes];
-	snprintf(plan->names[plan->nprobes], sizeof(plan->names[0]), "_PySignal_Init (start)");
-	p->name = plan->names[plan->nprobes];
-	p->binary = store_binary(plan, pi->host_path);
-	p->file_offset = off;
-	p->vaddr = 0;                   /* a return probe cannot tell the load bias */
-	p->fn = EXACT_FN_START;
-	p->ctx_arg = false;
-	p->optional = true;
-	plan->nprobes++;
-	plan->start_gate = true;
-	return 0;
+	if (r == 1)
+		plan->start_gate = true;
+	return r < 0 ? -1 : 0;
 }
 
 static int add_public_api(struct capture_plan *plan, const struct py_interp *pi, int domain,
@@ -310,7 +296,7 @@ static int plan_from_file(const struct py_interp *pi, const char *user_pythonmal
 	}
 	if (add_common_probes(plan, pi, reattribute, err))
 		goto out;
-	if (may_set_env && add_start_gate(plan, pi, &ef))
+	if (may_set_env && add_start_gate(plan, pi))
 		goto out;
 	if (pi->inl.complete) {
 		plan->coverage = TM_COVERAGE_COMPLETE;

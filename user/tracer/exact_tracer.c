@@ -50,15 +50,16 @@ static int keep_link(struct exact_tracer *t, struct bpf_link *l, int fd, pid_t p
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct exact_tracer *t = ctx;
-	const struct stack_event_head *h = data;
+	const struct exact_note *h = data;
+	int r = stack_table_event(&t->stacks, &t->resolver, data, len);
 
-	if (len < sizeof(uint32_t) * 2) {
-		t->lost_events_bad++;
+	if (r) {
+		if (r < 0)
+			t->lost_events_bad++;
 		return 0;
 	}
-	if (h->type == PY_EV_CODE) {
-		if (t->resolver.add_code)
-			t->resolver.add_code(t->resolver.ctx, (pid_t)h->tgid, data, len);
+	if (len < sizeof(*h)) {
+		t->lost_events_bad++;
 		return 0;
 	}
 	if (h->type == EXACT_EV_EXEC) {
@@ -73,14 +74,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 			t->finalized[t->nfinalized++] = (pid_t)h->tgid;
 		return 0;
 	}
-	if (h->type != PY_EV_STACK || len < sizeof(*h) ||
-	    h->nframe == 0 || h->nframe > PY_MAX_NFRAME ||
-	    len < sizeof(*h) + h->nframe * sizeof(struct py_frame)) {
-		t->lost_events_bad++;
-		return 0;
-	}
-	stack_table_add(&t->stacks, (pid_t)h->tgid, h->stack_id, h->nframe, h->total_nframe,
-			(const struct py_frame *)(h + 1), &t->resolver);
+	t->lost_events_bad++;                   /* a record of no known kind */
 	return 0;
 }
 
@@ -431,15 +425,7 @@ int exact_tracer_attach_file(struct exact_tracer *t, const struct exact_probe *p
 
 int exact_tracer_poll(struct exact_tracer *t, int timeout_ms)
 {
-	int n = ring_buffer__poll(t->rb, timeout_ms), m;
-
-	if (n == -EINTR)
-		return 0;
-	if (n < 0)
-		return -1;
-	/* most records do not wake us (events_flags() in pywalk.bpf.h): drain */
-	m = ring_buffer__consume(t->rb);
-	return m < 0 ? -1 : n + m;
+	return tm_ring_poll(t->rb, timeout_ms);
 }
 
 bool exact_tracer_finalized(struct exact_tracer *t, pid_t pid)

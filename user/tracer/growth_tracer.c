@@ -127,23 +127,11 @@ static int handle_event(void *ctx, void *data, size_t len)
 	char comm[sizeof(hev->comm) + 1];
 	struct gproc *g;
 
-	if (len < 8) {
-		t->bad_events++;
-		return 0;
-	}
-	if (h->type == PY_EV_CODE) {
-		if (t->resolver.add_code)
-			t->resolver.add_code(t->resolver.ctx, (pid_t)h->tgid, data, len);
-		return 0;
-	}
-	if (h->type == PY_EV_STACK) {
-		if (len < sizeof(*h) || h->nframe == 0 || h->nframe > PY_MAX_NFRAME ||
-		    len < sizeof(*h) + h->nframe * sizeof(struct py_frame)) {
+	int r = stack_table_event(&t->stacks, &t->resolver, data, len);
+
+	if (r) {
+		if (r < 0)
 			t->bad_events++;
-			return 0;
-		}
-		stack_table_add(&t->stacks, (pid_t)h->tgid, h->stack_id, h->nframe, h->total_nframe,
-				(const struct py_frame *)(h + 1), &t->resolver);
 		return 0;
 	}
 	if (h->type == GROWTH_EV_EXEC || h->type == GROWTH_EV_FORK) {
@@ -352,15 +340,7 @@ void growth_tracer_remove_process(struct growth_tracer *t, pid_t pid)
 
 int growth_tracer_poll(struct growth_tracer *t, int timeout_ms)
 {
-	int n = ring_buffer__poll(t->rb, timeout_ms), m;
-
-	if (n == -EINTR)
-		return 0;
-	if (n < 0)
-		return -1;
-	/* most records do not wake us (events_flags() in pywalk.bpf.h): drain */
-	m = ring_buffer__consume(t->rb);
-	return m < 0 ? -1 : n + m;
+	return tm_ring_poll(t->rb, timeout_ms);
 }
 
 uint64_t growth_tracer_rss_start(struct growth_tracer *t, pid_t pid)

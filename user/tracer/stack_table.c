@@ -66,6 +66,28 @@ static int grow(struct stack_table *st)
 	return 0;
 }
 
+int stack_table_event(struct stack_table *st, const struct frame_resolver *resolver,
+		      const void *data, size_t len)
+{
+	const struct stack_event_head *h = data;
+
+	if (len < sizeof(uint32_t) * 2)
+		return -1;
+	if (h->type == PY_EV_CODE) {
+		if (resolver->add_code)
+			resolver->add_code(resolver->ctx, (pid_t)h->tgid, data, len);
+		return 1;
+	}
+	if (h->type != PY_EV_STACK)
+		return 0;
+	if (len < sizeof(*h) || h->nframe == 0 || h->nframe > PY_MAX_NFRAME ||
+	    len < sizeof(*h) + h->nframe * sizeof(struct py_frame))
+		return -1;
+	stack_table_add(st, (pid_t)h->tgid, h->stack_id, h->nframe, h->total_nframe,
+			(const struct py_frame *)(h + 1), resolver);
+	return 1;
+}
+
 tm_id stack_table_lookup(const struct stack_table *st, pid_t tgid, uint64_t stack_id)
 {
 	size_t mask = st->nslots - 1;

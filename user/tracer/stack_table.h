@@ -37,6 +37,13 @@ int stack_table_add(struct stack_table *st, pid_t tgid, uint64_t stack_id, uint3
 		    uint32_t total_nframe, const struct py_frame *frames,
 		    const struct frame_resolver *resolver);
 
+/* A ring-buffer record every walking BPF program sends: a new stack
+ * (PY_EV_STACK: resolved and added) or a code object's copy (PY_EV_CODE:
+ * handed to the resolver). Returns 1 if it was one of those, 0 if it is
+ * another kind of record, -1 if it is malformed (the caller counts it). */
+int stack_table_event(struct stack_table *st, const struct frame_resolver *resolver,
+		      const void *data, size_t len);
+
 /* Traceback id of a stack, or TM_ID_NONE when it never arrived. */
 tm_id stack_table_lookup(const struct stack_table *st, pid_t tgid, uint64_t stack_id);
 tm_id stack_table_unknown(const struct stack_table *st);
