@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,20 @@ void cli_trace_destroy(struct trace_cli *tc)
 	free(tc->skipped);
 	cli_analysis_destroy(&tc->analysis);
 	memset(tc, 0, sizeof(*tc));
+}
+
+int cli_trace_parse_pid(const char *arg, pid_t *out)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(arg, "PID", INT_MAX, &v))
+		return -1;
+	if (v < 1) {
+		cli_err("invalid PID: '%s'", arg);
+		return -1;
+	}
+	*out = (pid_t)v;
+	return 0;
 }
 
 int cli_trace_check_root(const char *what)
@@ -595,37 +610,6 @@ struct tm_snapshot *cli_trace_snapshot_to_file(struct trace_cli *tc, struct trac
 	return s;
 }
 
-static const char *tier_name(enum tm_tier t)
-{
-	switch (t) {
-	case TM_TIER_EXACT: return "exact";
-	case TM_TIER_NATIVE: return "native";
-	case TM_TIER_GROWTH: return "growth";
-	default: return "tracemalloc";
-	}
-}
-
-static const char *coverage_name(enum tm_coverage c)
-{
-	switch (c) {
-	case TM_COVERAGE_COMPLETE: return "complete";
-	case TM_COVERAGE_PARTIAL: return "PARTIAL";
-	case TM_COVERAGE_SAMPLED: return "sampled";
-	default: return "unknown";
-	}
-}
-
-static uint64_t counter(const struct tm_snapshot *s, const char *name)
-{
-	for (uint32_t i = 0; i < s->capture.ncounters; i++) {
-		struct tm_str n = tm_string(s, s->capture.counters[i].name);
-
-		if (n.len == strlen(name) && !memcmp(n.data, name, n.len))
-			return s->capture.counters[i].value;
-	}
-	return 0;
-}
-
 /* The report of one process: header, display top, memory, losses. */
 static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_snapshot *s,
 		       FILE *out)
@@ -638,7 +622,7 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 	fprintf(out, "tmbpf: PID %d: ", (int)p->pid);
 	tm_fputs_pystr(out, (struct tm_str){ p->command, (uint32_t)strlen(p->command) });
 	fprintf(out, "\nCPython %s (%s), %s tier, coverage %s: %s\n", p->pi->version,
-		p->pi->target_path, tier_name(s->capture.tier), coverage_name(p->coverage),
+		p->pi->target_path, report_tier_name(s->capture.tier), report_coverage_name(p->coverage),
 		p->coverage_note);
 	if (tc->growth && p->ended == GROWTH_END_EXEC)
 		fprintf(out, "It exec'd another program: its trace ended there, with what it held then.\n");
@@ -654,7 +638,7 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 		/* the pages held, before any filter: the share of the RSS growth
 		 * they explain does not depend on what the report shows */
 		uint64_t pages = s->capture.traced_current;
-		uint64_t start = counter(s, "rss.start"), now = counter(s, "rss.now");
+		uint64_t start = report_counter(s, "rss.start"), now = report_counter(s, "rss.now");
 
 		/* the file was written before: filtering in place is fine */
 		switch (cli_trace_growth_default_domain(&tc->analysis, s, &err)) {
@@ -675,10 +659,10 @@ static int report_proc(struct trace_cli *tc, struct traced_proc *p, struct tm_sn
 		}
 		fprintf(out, "Pages faulted: %" PRIu64 " (%" PRIu64 " by the kernel for it, %" PRIu64
 			" sampled), released: %" PRIu64 "; mapped %s, unmapped %s\n",
-			counter(s, "pages.faulted"), counter(s, "pages.kernel_faulted"),
-			counter(s, "pages.sampled"), counter(s, "pages.released"),
-			tm_format_size_u(a, counter(s, "bytes.mapped"), false),
-			tm_format_size_u(b, counter(s, "bytes.unmapped"), false));
+			report_counter(s, "pages.faulted"), report_counter(s, "pages.kernel_faulted"),
+			report_counter(s, "pages.sampled"), report_counter(s, "pages.released"),
+			tm_format_size_u(a, report_counter(s, "bytes.mapped"), false),
+			tm_format_size_u(b, report_counter(s, "bytes.unmapped"), false));
 		if (now && start && !p->ended) {
 			char c[TM_SIZE_BUF], d[TM_SIZE_BUF];
 			int64_t growth = (int64_t)now - (int64_t)start;

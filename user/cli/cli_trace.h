@@ -90,6 +90,9 @@ int cli_trace_parse_opt(struct trace_cli *tc, int key, char *arg);
 int cli_trace_finish(struct trace_cli *tc);
 void cli_trace_destroy(struct trace_cli *tc);
 
+/* -p PID: a positive process id; 0, or -1 after cli_err(). */
+int cli_trace_parse_pid(const char *arg, pid_t *out);
+
 /* Needs root: 0, or -1 after cli_err(). */
 int cli_trace_check_root(const char *what);
 

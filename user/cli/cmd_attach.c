@@ -91,18 +91,9 @@ struct attach_args {
 static int attach_parse_opt(int key, char *arg, void *ctx)
 {
 	struct attach_args *a = ctx;
-	uint64_t v;
 
-	if (key == CLI_TRACE_OPT_PID) {
-		if (cli_parse_u64(arg, "PID", INT_MAX, &v))
-			return -1;
-		if (v < 1) {
-			cli_err("invalid PID: '%s'", arg);
-			return -1;
-		}
-		a->pid = (pid_t)v;
-		return 0;
-	}
+	if (key == CLI_TRACE_OPT_PID)
+		return cli_trace_parse_pid(arg, &a->pid);
 	if (cli_trace_parse_opt(&a->tc, key, arg) == 0)
 		return 0;
 	return -1;

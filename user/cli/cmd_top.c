@@ -118,14 +118,7 @@ static int top_parse_opt(int key, char *arg, void *ctx)
 
 	switch (key) {
 	case OPT_PID:
-		if (cli_parse_u64(arg, "PID", INT_MAX, &v))
-			return -1;
-		if (v < 1) {
-			cli_err("invalid PID: '%s'", arg);
-			return -1;
-		}
-		a->pid = (pid_t)v;
-		return 0;
+		return cli_trace_parse_pid(arg, &a->pid);
 	case OPT_ITERATIONS:
 		if (cli_parse_u64(arg, "-n", UINT32_MAX, &v))
 			return -1;

@@ -245,39 +245,6 @@ static char *display(struct tm_str s, size_t *len)
 	return buf;
 }
 
-static const char *tier_name(enum tm_tier t)
-{
-	switch (t) {
-	case TM_TIER_EXACT: return "exact tier";
-	case TM_TIER_NATIVE: return "native tier";
-	case TM_TIER_GROWTH: return "growth tier";
-	default: return "tracemalloc snapshot";
-	}
-}
-
-static const char *coverage_name(enum tm_coverage c)
-{
-	switch (c) {
-	case TM_COVERAGE_COMPLETE: return "complete";
-	case TM_COVERAGE_PARTIAL: return "PARTIAL";
-	case TM_COVERAGE_SAMPLED: return "sampled";
-	default: return "unknown";
-	}
-}
-
-static uint64_t counter(const struct tm_snapshot *s, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (uint32_t i = 0; i < s->capture.ncounters; i++) {
-		struct tm_str c = tm_string(s, s->capture.counters[i].name);
-
-		if (c.len == n && !memcmp(c.data, name, n))
-			return s->capture.counters[i].value;
-	}
-	return 0;
-}
-
 static void put_string(FILE *f, const struct tm_snapshot *s, tm_id id, const char *none)
 {
 	if (id == TM_ID_NONE)
@@ -353,7 +320,11 @@ static void header(struct screen *sc, const struct top_state *t)
 	if ((f = line_begin(sc))) {
 		fputs("CPython ", f);
 		put_string(f, s, c->python, "version unknown");
-		fprintf(f, ", %s, coverage %s", tier_name(c->tier), coverage_name(c->coverage));
+		if (c->tier == TM_TIER_TRACEMALLOC)
+			fprintf(f, ", tracemalloc snapshot, coverage %s", report_coverage_name(c->coverage));
+		else
+			fprintf(f, ", %s tier, coverage %s", report_tier_name(c->tier),
+				report_coverage_name(c->coverage));
 		if (c->coverage_note != TM_ID_NONE) {
 			fputs(": ", f);
 			put_string(f, s, c->coverage_note, "");
@@ -362,7 +333,7 @@ static void header(struct screen *sc, const struct top_state *t)
 	}
 	if ((f = line_begin(sc))) {
 		if (c->tier == TM_TIER_GROWTH) {
-			uint64_t start = counter(s, "rss.start"), now = counter(s, "rss.now");
+			uint64_t start = report_counter(s, "rss.start"), now = report_counter(s, "rss.now");
 			uint64_t pages = 0;
 
 			for (uint64_t i = 0; i < s->ntraces; i++)

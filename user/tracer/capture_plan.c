@@ -117,6 +117,35 @@ static int add_target_probe(struct capture_plan *plan, const struct code_site *s
 	return 0;
 }
 
+static uint64_t slot(const struct py_allocator *a, int k)
+{
+	switch (k) {
+	case 0: return a->malloc;
+	case 1: return a->calloc;
+	case 2: return a->realloc;
+	default: return a->free;
+	}
+}
+
+/* The four functions an allocator table points at (addresses minus bias are
+ * link-time addresses in the interpreter's file). */
+static int add_table_probes(struct capture_plan *plan, const struct py_interp *pi,
+			    const struct elf_file *ef, int domain, const struct py_allocator *a,
+			    uint64_t bias, struct tm_error *err)
+{
+	static const char *const slot_name[4] = { "malloc", "calloc", "realloc", "free" };
+
+	for (int k = 0; k < 4; k++) {
+		struct code_site site = { pi->host_path, ef, true, slot(a, k) - bias };
+		char what[48];
+
+		snprintf(what, sizeof(what), "%s domain %s", domain_name[domain], slot_name[k]);
+		if (add_target_probe(plan, &site, slot_fn[k], what, err))
+			return -1;
+	}
+	return 0;
+}
+
 /* Adds a probe on one of the interpreter's known functions (public API,
  * PyTraceMalloc_*, Py_FinalizeEx, _Py_NewReference). */
 static int add_func_probe(struct capture_plan *plan, const struct py_interp *pi,
@@ -241,15 +270,6 @@ static int add_public_api(struct capture_plan *plan, const struct py_interp *pi,
 	return 0;
 }
 
-static uint64_t slot(const struct py_allocator *a, int k)
-{
-	switch (k) {
-	case 0: return a->malloc;
-	case 1: return a->calloc;
-	case 2: return a->realloc;
-	default: return a->free;
-	}
-}
 
 /* The plan from the interpreter file alone: `run` (may_set_env: it chooses
  * the child's PYTHONMALLOC) and host-wide mode (one plan per file). */
@@ -284,15 +304,8 @@ static int plan_from_file(const struct py_interp *pi, const char *user_pythonmal
 				goto out;
 			continue;
 		}
-		for (int k = 0; k < 4; k++) {
-			struct code_site site = { pi->host_path, &ef, true, slot(&tab->initial, k) };
-			char what[48];
-
-			snprintf(what, sizeof(what), "%s domain %s", domain_name[d],
-				 k == 0 ? "malloc" : k == 1 ? "calloc" : k == 2 ? "realloc" : "free");
-			if (add_target_probe(plan, &site, slot_fn[k], what, err))
-				goto out;
-		}
+		if (add_table_probes(plan, pi, &ef, d, &tab->initial, 0, err))
+			goto out;
 	}
 	if (add_common_probes(plan, pi, reattribute, err))
 		goto out;
@@ -380,16 +393,8 @@ int capture_plan_for_pid(const struct py_interp *pi, bool reattribute,
 				goto out;
 			continue;
 		}
-		for (int k = 0; k < 4; k++) {
-			struct code_site site = { pi->host_path, &ef, true,
-						  slot(&live[d], k) - (uint64_t)pi->bias };
-			char what[48];
-
-			snprintf(what, sizeof(what), "%s domain %s", domain_name[d],
-				 k == 0 ? "malloc" : k == 1 ? "calloc" : k == 2 ? "realloc" : "free");
-			if (add_target_probe(plan, &site, slot_fn[k], what, err))
-				goto out;
-		}
+		if (add_table_probes(plan, pi, &ef, d, &live[d], (uint64_t)pi->bias, err))
+			goto out;
 	}
 	if (add_common_probes(plan, pi, reattribute, err))
 		goto out;
