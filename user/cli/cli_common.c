@@ -207,7 +207,8 @@ out:
 	return ret;
 }
 
-int cli_parse_u64(const char *arg, const char *what, uint64_t max, uint64_t *out)
+int cli_parse_u64_range(const char *arg, const char *what, uint64_t min, uint64_t max,
+			uint64_t *out)
 {
 	char *end;
 	uint64_t v;
@@ -219,8 +220,8 @@ int cli_parse_u64(const char *arg, const char *what, uint64_t max, uint64_t *out
 	v = strtoull(arg, &end, 10);
 	if (*end)
 		goto bad;
-	if (errno == ERANGE || v > max) {
-		cli_err("%s out of range (0 to %" PRIu64 "): '%s'", what, max, arg);
+	if (errno == ERANGE || v < min || v > max) {
+		cli_err("%s out of range (%" PRIu64 " to %" PRIu64 "): '%s'", what, min, max, arg);
 		return -1;
 	}
 	*out = v;
@@ -228,6 +229,11 @@ int cli_parse_u64(const char *arg, const char *what, uint64_t max, uint64_t *out
 bad:
 	cli_err("invalid %s: '%s'", what, arg);
 	return -1;
+}
+
+int cli_parse_u64(const char *arg, const char *what, uint64_t max, uint64_t *out)
+{
+	return cli_parse_u64_range(arg, what, 0, max, out);
 }
 
 int cli_parse_address(const char *arg, uint64_t *out)

@@ -88,6 +88,9 @@ void cli_print_help(const struct cli_spec *spec, FILE *out);
  * 0, or -1 after cli_err("invalid WHAT: 'ARG'"). */
 int cli_parse_u64(const char *arg, const char *what, uint64_t max, uint64_t *out);
 int cli_parse_address(const char *arg, uint64_t *out);
+/* cli_parse_u64 with a lower bound too ("WHAT out of range (MIN to MAX)"). */
+int cli_parse_u64_range(const char *arg, const char *what, uint64_t min, uint64_t max,
+			uint64_t *out);
 
 /* ---- buffered output ----------------------------------------------------- */
 

@@ -97,12 +97,8 @@ int cli_trace_parse_opt(struct trace_cli *tc, int key, char *arg)
 		return r;
 	switch (key) {
 	case OPT_NFRAME:
-		if (cli_parse_u64(arg, "--nframe", PY_MAX_NFRAME, &v))
+		if (cli_parse_u64_range(arg, "--nframe", 1, PY_MAX_NFRAME, &v))
 			return -1;
-		if (v < 1) {
-			cli_err("--nframe out of range (1 to %d): '%s'", PY_MAX_NFRAME, arg);
-			return -1;
-		}
 		tc->nframe = (uint32_t)v;
 		return 0;
 	case OPT_OUTPUT:
@@ -119,30 +115,18 @@ int cli_trace_parse_opt(struct trace_cli *tc, int key, char *arg)
 		tc->all = true;
 		return 0;
 	case OPT_SAMPLE_PAGES:
-		if (cli_parse_u64(arg, "--sample-pages", 1u << 20, &v))
+		if (cli_parse_u64_range(arg, "--sample-pages", 1, 1u << 20, &v))
 			return -1;
-		if (v < 1) {
-			cli_err("--sample-pages out of range (1 to %u): '%s'", 1u << 20, arg);
-			return -1;
-		}
 		tc->sample_pages = (uint32_t)v;
 		return 0;
 	case OPT_MAX_TRACES:
-		if (cli_parse_u64(arg, "--max-traces", 1u << 28, &v))
+		if (cli_parse_u64_range(arg, "--max-traces", 1024, 1u << 28, &v))
 			return -1;
-		if (v < 1024) {
-			cli_err("--max-traces out of range (1024 to %u): '%s'", 1u << 28, arg);
-			return -1;
-		}
 		tc->max_traces = (uint32_t)v;
 		return 0;
 	case OPT_MAX_WALK:
-		if (cli_parse_u64(arg, "--max-walk", 65535, &v))
+		if (cli_parse_u64_range(arg, "--max-walk", 1, 65535, &v))
 			return -1;
-		if (v < 1) {
-			cli_err("--max-walk out of range (1 to 65535): '%s'", arg);
-			return -1;
-		}
 		tc->max_walk = (uint32_t)v;
 		return 0;
 	case OPT_NO_REATTRIBUTE:
