@@ -127,7 +127,7 @@ FUZZ_CFLAGS := $(CSTD) $(WARN) -O1 -g $(INCLUDES) -D_GNU_SOURCE -fsanitize=fuzze
 FUZZ_BIN    := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 30
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(SNAP_SRC) $(wildcard user/snapshot/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(SNAP_SRC) $(wildcard user/snapshot/*.h) $(wildcard tests/fuzz/*.h)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SNAP_SRC) -lz -lm
 

@@ -22,6 +22,7 @@
 #include "analysis_util.h"
 #include "snapshot/snapfile.h"
 #include "snapshot/snapfile_priv.h"
+#include "snapshot/stats.h"
 
 /* Every CPython the snapshot files are checked against. */
 struct files_python {
@@ -259,6 +260,159 @@ static inline void files_expect_error(struct tm_snapshot *(*load)(const void *, 
 	cr_assert_null(s, "%s: loaded, expected an error with '%s'", what, want);
 	cr_assert(strstr(err.msg, want), "%s: error '%s' does not say '%s'", what, err.msg, want);
 	cr_assert_null(strchr(err.msg, '\n'), "%s: error is not one line", what);
+}
+
+/* ---- every way of loading ------------------------------------------------------ */
+
+/*
+ * The ways to load a snapshot besides the full load in place: aggregated
+ * (with and without domains) and streamed through a tiny window with short
+ * reads (so that every item crosses window boundaries), each of which must
+ * refuse exactly what the full load refuses, with the same message, and keep
+ * what it keeps (the traces themselves, or their sums).
+ */
+struct files_way {
+	const char *name;
+	unsigned flags;
+	size_t window, max_read;
+};
+
+static const struct files_way files_ways[] = {
+	{ "aggregated", TM_LOAD_AGGREGATE, 0, 0 },
+	{ "aggregated without domains", TM_LOAD_NO_DOMAINS, 0, 0 },
+	{ "streamed through 7 bytes", 0, 7, 3 },
+	{ "aggregated, streamed through 7 bytes", TM_LOAD_AGGREGATE, 7, 3 },
+	{ "aggregated without domains, streamed through 100 bytes", TM_LOAD_NO_DOMAINS, 100, 0 },
+};
+#define FILES_NWAYS (sizeof(files_ways) / sizeof(files_ways[0]))
+
+/* A loader of inputs: tm_snapshot_load_input, or one format's. */
+typedef struct tm_snapshot *(*files_input_loader)(const struct tm_input *in, unsigned flags,
+						  struct tm_error *err);
+
+static inline struct tm_snapshot *files_load_way(files_input_loader load,
+						 const struct files_way *w, const void *data,
+						 size_t len, struct tm_error *err)
+{
+	struct tm_input in = { .fd = -1, .mem = data, .size = len, .window = w->window,
+			       .max_read = w->max_read };
+
+	err->msg[0] = '\0';
+	return load(&in, w->flags, err);
+}
+
+/* The statistics of a and b for every key type are the same, value by value. */
+static inline void files_assert_same_stats(const struct tm_snapshot *a,
+					   const struct tm_snapshot *b, const char *what)
+{
+	static const struct { enum tm_key_type k; bool cumulative; } combos[] = {
+		{ TM_KEY_LINENO, false }, { TM_KEY_FILENAME, false }, { TM_KEY_TRACEBACK, false },
+		{ TM_KEY_LINENO, true }, { TM_KEY_FILENAME, true },
+	};
+
+	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
+		struct tm_stats sa, sb;
+		struct tm_error err = { "" };
+
+		cr_assert_eq(tm_statistics(a, combos[c].k, combos[c].cumulative, &sa, &err), 0,
+			     "%s: %s", what, err.msg);
+		cr_assert_eq(tm_statistics(b, combos[c].k, combos[c].cumulative, &sb, &err), 0,
+			     "%s: %s", what, err.msg);
+		cr_assert_eq(sa.n, sb.n, "%s: %zu vs %zu statistics (%s%s)", what, sa.n, sb.n,
+			     tm_key_type_name(combos[c].k), combos[c].cumulative ? ", cumulative" : "");
+		for (size_t i = 0; i < sa.n; i++) {
+			const struct tm_statistic *x = &sa.stats[i], *y = &sb.stats[i];
+
+			cr_assert(x->size == y->size && x->count == y->count && x->nframe == y->nframe,
+				  "%s: statistic %zu (%s%s): %" PRIu64 " B in %" PRIu64 " vs %" PRIu64
+				  " B in %" PRIu64, what, i, tm_key_type_name(combos[c].k),
+				  combos[c].cumulative ? ", cumulative" : "", x->size, x->count,
+				  y->size, y->count);
+			for (uint32_t k = 0; k < x->nframe; k++)
+				cr_assert(x->frames[k].lineno == y->frames[k].lineno &&
+						  x->frames[k].filename.len == y->frames[k].filename.len &&
+						  !memcmp(x->frames[k].filename.data,
+							  y->frames[k].filename.data,
+							  x->frames[k].filename.len),
+					  "%s: statistic %zu frame %u differs", what, i, k);
+		}
+		tm_stats_free(&sa);
+		tm_stats_free(&sb);
+	}
+}
+
+/*
+ * Loads data with `load` every way (files_ways) and checks each against the
+ * full load in place: the same refusal with the same message, or the same
+ * tables, capture, and traces (streamed) or sums per (traceback, domain)
+ * (aggregated). with_stats: also compare the statistics (slower).
+ */
+static inline void files_check_ways_with(files_input_loader load, const void *data, size_t len,
+					 bool with_stats, const char *what)
+{
+	static const struct files_way in_place = { "in place", 0, 0, 0 };
+	struct tm_error err = { "" };
+	struct tm_snapshot *full = files_load_way(load, &in_place, data, len, &err);
+	char why[512];
+
+	for (size_t w = 0; w < FILES_NWAYS; w++) {
+		const struct files_way *way = &files_ways[w];
+		struct tm_error werr;
+		struct tm_snapshot *s = files_load_way(load, way, data, len, &werr);
+		bool aggregated = way->flags & (TM_LOAD_AGGREGATE | TM_LOAD_NO_DOMAINS);
+
+		if (!full) {
+			cr_assert_null(s, "%s, %s: loaded what the full load refuses (%s)", what,
+				       way->name, err.msg);
+			cr_assert_str_eq(werr.msg, err.msg, "%s, %s: another error", what,
+					 way->name);
+			continue;
+		}
+		cr_assert_not_null(s, "%s, %s: refused what the full load loads: %s", what,
+				   way->name, werr.msg);
+		cr_assert_eq(tm_snapshot_validate(s, &werr), 0, "%s, %s: %s", what, way->name,
+			     werr.msg);
+		cr_assert(s->nstrings == full->nstrings && s->str_pool_len == full->str_pool_len &&
+				  (!full->str_pool_len ||
+				   !memcmp(s->str_pool, full->str_pool, full->str_pool_len)) &&
+				  s->nframes == full->nframes && s->ntracebacks == full->ntracebacks &&
+				  s->nframe_ids == full->nframe_ids &&
+				  s->capture.ncounters == full->capture.ncounters &&
+				  !memcmp(&s->capture, &full->capture,
+					  offsetof(struct tm_capture, counters)),
+			  "%s, %s: other tables or capture", what, way->name);
+		if (!aggregated) {
+			cr_assert_null(s->trace_counts, "%s, %s", what, way->name);
+			cr_assert(tm_snapshot_same_traces(full, s, true, false, why, sizeof(why)),
+				  "%s, %s: %s", what, way->name, why);
+			tm_snapshot_free(s);
+			continue;
+		}
+		cr_assert(s->ntraces == 0 || s->trace_counts, "%s, %s: no counts", what, way->name);
+		cr_assert_eq(tm_snapshot_block_count(s), full->ntraces, "%s, %s: blocks", what,
+			     way->name);
+		cr_assert_eq(tm_snapshot_total_size(s), tm_snapshot_total_size(full), "%s, %s",
+			     what, way->name);
+		for (uint64_t i = 0; i < s->ntraces; i++) {
+			cr_assert_eq(s->traces[i].address, 0, "%s, %s", what, way->name);
+			if (way->flags & TM_LOAD_NO_DOMAINS)
+				cr_assert_eq(s->traces[i].domain, 0, "%s, %s", what, way->name);
+		}
+		cr_assert(tm_snapshot_same_sums(full, s, way->flags & TM_LOAD_NO_DOMAINS, why,
+						sizeof(why)),
+			  "%s, %s: %s", what, way->name, why);
+		if (with_stats)
+			files_assert_same_stats(full, s, what);
+		tm_snapshot_free(s);
+	}
+	tm_snapshot_free(full);
+}
+
+/* files_check_ways_with() through the format detection. */
+static inline void files_check_ways(const void *data, size_t len, bool with_stats,
+				    const char *what)
+{
+	files_check_ways_with(tm_snapshot_load_input, data, len, with_stats, what);
 }
 
 #endif

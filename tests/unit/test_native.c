@@ -352,6 +352,8 @@ static void expect_corrupt(const struct corrupt_ctx *c, void (*mutate)(char *b,
 	memcpy(b, c->good, c->len);
 	mutate(b, c, arg);
 	files_expect_error(tm_native_load_mem, b, c->len, want, what);
+	/* aggregated and streamed loads refuse it with the same message */
+	files_check_ways_with(tm_native_load_input, b, c->len, false, what);
 	/* the format dispatch sends it to the same check (unless the magic is gone) */
 	if (!memcmp(b, TM_NATIVE_MAGIC, TM_NATIVE_MAGIC_LEN))
 		files_expect_error(tm_snapshot_load_mem, b, c->len, want, what);
@@ -553,6 +555,8 @@ Test(native, every_truncation_is_refused)
 
 		snprintf(what, sizeof(what), "prefix of %zu bytes", n);
 		files_expect_error(tm_native_load_mem, b, n, "truncated native snapshot", what);
+		if (n % 16 == 0 || n + 64 > len)
+			files_check_ways_with(tm_native_load_input, b, n, false, what);
 	}
 	for (int i = 0; i < NSEC; i++) {
 		uint64_t off = le(b + SEC_OFF(b, i), 8), slen = le(b + SEC_LEN(b, i), 8);
@@ -566,6 +570,7 @@ Test(native, every_truncation_is_refused)
 			snprintf(want, sizeof(want), "corrupt native snapshot: the %s section",
 				 sec_names[i]);
 			files_expect_error(tm_native_load_mem, cut, n, want, sec_names[i]);
+			files_check_ways_with(tm_native_load_input, cut, n, false, sec_names[i]);
 		}
 	}
 	free(cut);

@@ -391,6 +391,8 @@ Test(pickle, hostile_and_malformed_pickles)
 		s = tm_snapshot_load_mem(data, len, &err);
 		cr_assert_eq(s == NULL, c->error != NULL, "%s via tm_snapshot_load_mem", c->name);
 		tm_snapshot_free(s);
+		/* and so do the aggregated and streamed loads, with the same message */
+		files_check_ways_with(tm_pickle_load_input, data, len, true, c->name);
 		free(owned);
 	}
 }
@@ -602,12 +604,17 @@ Test(pickle, every_prefix_of_a_dump_is_refused)
 	cr_assert_eq(s->traces[1].size, 3000000000u);
 	cr_assert_eq(s->traces[1].traceback, s->traces[0].traceback);
 	tm_snapshot_free(s);
+	files_check_ways_with(tm_pickle_load_input, snap, sizeof(snap) - 1, true, "whole dump");
 	for (size_t n = 0; n < sizeof(snap) - 1; n++) {
+		char what[64];
+
 		s = tm_pickle_load_mem(snap, n, &err);
 		cr_assert_null(s, "prefix of %zu bytes loaded", n);
 		cr_assert(strstr(err.msg, "pickle data ends at offset") ||
 				  strstr(err.msg, "runs past the end of the data"),
 			  "prefix %zu: %s", n, err.msg);
+		snprintf(what, sizeof(what), "prefix of %zu bytes", n);
+		files_check_ways_with(tm_pickle_load_input, snap, n, false, what);
 	}
 }
 

@@ -741,7 +741,8 @@ static int pk_binunicode(struct pk_vm *vm, unsigned lenbytes)
 	/* the window moves on: keep a copy */
 	if (PK_RESERVE(vm, vm->arena, vm->arena_cap, vm->arena_len + n))
 		return -1;
-	memcpy(vm->arena + vm->arena_len, vm->data + vm->pos - n, (size_t)n);
+	if (n)
+		memcpy(vm->arena + vm->arena_len, vm->data + vm->pos - n, (size_t)n);
 	vm->arena_len += (size_t)n;
 	return pk_push_str(vm, vm->arena_len - n, (size_t)n, true);
 }

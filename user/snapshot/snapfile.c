@@ -406,3 +406,110 @@ bool tm_snapshot_same_traces(const struct tm_snapshot *a, const struct tm_snapsh
 	}
 	return true;
 }
+
+/* Sums per (traceback by value, domain): sorted entries of one snapshot. */
+struct sum_entry {
+	const struct tm_snapshot *s;
+	uint64_t trace;         /* its first trace */
+	uint32_t domain;        /* 0 when domains are ignored */
+	uint64_t size, count;
+};
+
+/* Traceback of trace ta of a vs trace tb of b, by value (frames, then
+ * total_nframe), then domain. */
+static int sum_entry_cmp(const struct sum_entry *x, const struct sum_entry *y)
+{
+	const struct tm_snapshot *a = x->s, *b = y->s;
+	tm_id ia = a->traces[x->trace].traceback, ib = b->traces[y->trace].traceback;
+	const struct tm_traceback *ta = &a->tracebacks[ia], *tb = &b->tracebacks[ib];
+	const tm_id *fa = tm_traceback_frames(a, ia), *fb = tm_traceback_frames(b, ib);
+	uint32_t k;
+
+	if (ta->nframe != tb->nframe)
+		return ta->nframe < tb->nframe ? -1 : 1;
+	for (k = 0; k < ta->nframe; k++) {
+		const struct tm_frame *xa = &a->frames[fa[k]], *xb = &b->frames[fb[k]];
+		struct tm_str sa = tm_string(a, xa->filename), sb = tm_string(b, xb->filename);
+		int c = memcmp(sa.data, sb.data, sa.len < sb.len ? sa.len : sb.len);
+
+		if (c)
+			return c;
+		if (sa.len != sb.len)
+			return sa.len < sb.len ? -1 : 1;
+		if (xa->lineno != xb->lineno)
+			return xa->lineno < xb->lineno ? -1 : 1;
+	}
+	if (ta->total_nframe != tb->total_nframe)
+		return ta->total_nframe < tb->total_nframe ? -1 : 1;
+	if (x->domain != y->domain)
+		return x->domain < y->domain ? -1 : 1;
+	return 0;
+}
+
+static int sum_entry_qsort(const void *p, const void *q)
+{
+	return sum_entry_cmp(p, q);
+}
+
+/* The merged, sorted sums of s; NULL on allocation failure. */
+static struct sum_entry *sum_entries(const struct tm_snapshot *s, bool no_domains, size_t *n)
+{
+	struct sum_entry *e = malloc((s->ntraces ? s->ntraces : 1) * sizeof(*e));
+	size_t i, k = 0;
+
+	if (!e)
+		return NULL;
+	for (i = 0; i < s->ntraces; i++)
+		e[i] = (struct sum_entry){ s, i, no_domains ? 0 : s->traces[i].domain,
+					   s->traces[i].size, tm_trace_count(s, i) };
+	qsort(e, s->ntraces, sizeof(*e), sum_entry_qsort);
+	for (i = 0; i < s->ntraces; i++) {
+		if (k && !sum_entry_cmp(&e[k - 1], &e[i])) {
+			e[k - 1].size += e[i].size;
+			e[k - 1].count += e[i].count;
+		} else {
+			e[k++] = e[i];
+		}
+	}
+	*n = k;
+	return e;
+}
+
+bool tm_snapshot_same_sums(const struct tm_snapshot *a, const struct tm_snapshot *b,
+			   bool no_domains, char *why, size_t why_size)
+{
+	struct sum_entry *ea, *eb;
+	size_t na = 0, nb = 0, i;
+	bool same = false;
+
+	if (a->traceback_limit != b->traceback_limit) {
+		snprintf(why, why_size, "traceback_limit %u vs %u", a->traceback_limit,
+			 b->traceback_limit);
+		return false;
+	}
+	ea = sum_entries(a, no_domains, &na);
+	eb = sum_entries(b, no_domains, &nb);
+	if (!ea || !eb) {
+		snprintf(why, why_size, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < na && i < nb; i++) {
+		if (sum_entry_cmp(&ea[i], &eb[i]) || ea[i].size != eb[i].size ||
+		    ea[i].count != eb[i].count) {
+			snprintf(why, why_size, "sum %zu: domain %u, %" PRIu64 " bytes in %" PRIu64
+				 " blocks (trace %" PRIu64 ") vs domain %u, %" PRIu64 " in %" PRIu64
+				 " (trace %" PRIu64 ")", i, ea[i].domain, ea[i].size, ea[i].count,
+				 ea[i].trace, eb[i].domain, eb[i].size, eb[i].count, eb[i].trace);
+			goto out;
+		}
+	}
+	if (na != nb) {
+		snprintf(why, why_size, "%zu (traceback, domain) sums vs %zu", na, nb);
+		goto out;
+	}
+	same = true;
+out:
+	free(ea);
+	free(eb);
+	return same;
+}

@@ -212,4 +212,11 @@ bool tm_utf8_valid(const void *data, size_t len, size_t *bad);
 bool tm_snapshot_same_traces(const struct tm_snapshot *a, const struct tm_snapshot *b,
 			     bool with_address, bool none_is_nframe, char *why, size_t why_size);
 
+/* Whether a and b hold the same sums of sizes and block counts per
+ * (traceback by value, domain) -- what an aggregated load must keep of a full
+ * one -- and the same traceback_limit; with no_domains, per traceback (the
+ * domains of both are ignored). On a difference, *why says where. */
+bool tm_snapshot_same_sums(const struct tm_snapshot *a, const struct tm_snapshot *b,
+			   bool no_domains, char *why, size_t why_size);
+
 #endif /* TMBPF_SNAPFILE_PRIV_H */
