@@ -12,6 +12,7 @@
  * refused by the writers.
  */
 #include <dirent.h>
+#include <fcntl.h>
 
 #include "files_util.h"
 #include "output/flamegraph.h"
@@ -487,4 +488,31 @@ Test(aggregate, filters_and_reports_count_blocks)
 	cr_assert_eq(s->trace_counts[0], 1);
 	tm_filter_destroy(&f);
 	tm_snapshot_free(s);
+}
+
+/* A file that is shorter than its size said when it was opened (cut by
+ * someone else while being read) is refused, not read as truncated data. */
+Test(aggregate, a_file_shortened_while_read_is_refused)
+{
+	char *dir = analysis_tmpdir();
+	const char *path = files_path(dir, "cut.pickle");
+	size_t len;
+	char *data = read_whole("tests/fuzz/corpus/fuzz_pickle/py311-real.pickle", &len);
+	int fd;
+
+	files_write(path, data, len);
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	for (unsigned flags = 0; flags <= TM_LOAD_NO_DOMAINS; flags++) {
+		struct tm_input in = { .fd = fd, .size = len + 100, .window = 64 };
+		struct tm_error err = { "" };
+		struct tm_snapshot *s = tm_snapshot_load_input(&in, flags, &err);
+
+		cr_assert_null(s);
+		cr_assert(strstr(err.msg, "cannot read: the file was shortened while being read"),
+			  "%s", err.msg);
+	}
+	close(fd);
+	free(data);
+	analysis_rmtree(dir);
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * tmbpf's native snapshot file: the flat tables of struct tm_snapshot written
- * as they are, so that loading is one read of the file and one copy per table,
+ * as they are, so that loading is one read per table straight into place,
  * with no per-trace parsing, followed by a linear check of every count, offset
- * and id (tm_snapshot_validate()).
+ * and id (tm_snapshot_validate()). An aggregated load (TM_LOAD_AGGREGATE)
+ * reads the traces through a small buffer and keeps their sums per
+ * (traceback, domain) instead (see "loading" below).
  *
  * Layout, version 1.0. All integers little-endian; every section starts at an
  * offset that is a multiple of 8; padding bytes are zero.

@@ -27,8 +27,20 @@
  * Because dump() memoizes every filename, frame and frames tuple, each is
  * recognised and interned once and every later trace is a memo lookup (BINGET)
  * plus a cache hit, and the list of traces is directly the snapshot's array.
- * Anything else is kept as a generic tuple, so unusual but valid layouts
- * (protocol 0, no memo) load through the same code, only slower.
+ * dump()'s seven opcodes per trace (MARK, domain, size, BINGET, total, TUPLE,
+ * MEMOIZE) run as one step when they come as dump() writes them
+ * (pk_fast_trace(), with the same effect and checks). Anything else is kept
+ * as a generic tuple, so unusual but valid layouts (protocol 0, no memo) load
+ * through the same code, only slower.
+ *
+ * Memory: a file is streamed through a window (pk_fill()) rather than read
+ * whole; the memo holds an 8-byte placeholder for each of dump()'s memoized
+ * trace tuples (never looked up again by dump(), but a hand-made pickle may);
+ * an aggregated load (TM_LOAD_AGGREGATE) sums the traces of the list per
+ * (traceback, domain) key as they are appended instead of keeping them, so a
+ * file of a million traces costs its memo and its few tens of thousands of
+ * tracebacks, not its traces. Every check is made the same way in every mode
+ * (tests/unit/test_aggregate.c, the fuzzers).
  *
  * Bounds: every length is checked against the remaining input before use, the
  * stack, marks and memo are limited (snapfile_priv.h), every container grows
