@@ -205,7 +205,11 @@ struct pk_vm {
 	struct tm_snapshot *s;
 	struct tm_error *err;
 	uint64_t frame_id_budget;
-	struct tm_trace_key *keys;      /* trace keys: see pk_trace_key() */
+	struct pk_key {
+		tm_id traceback;
+		uint32_t domain;
+		uint32_t fs;            /* the frame sequence it was made for */
+	} *keys;                        /* trace keys: see pk_trace_key() */
 	uint32_t nkeys, keys_cap;
 	struct pk_sum {
 		uint64_t size, count;
@@ -1096,7 +1100,7 @@ static int pk_trace_key_slow(struct pk_vm *vm, uint32_t fs_index, uint32_t domai
 			return -1;
 		vm->keys_cap = cap > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)cap;
 	}
-	vm->keys[vm->nkeys] = (struct tm_trace_key){ fk->tb, domain };
+	vm->keys[vm->nkeys] = (struct pk_key){ fk->tb, domain, fs_index };
 	/* a free slot, else (more domains than slots) one by rotation */
 	if (k == PK_FSEQ_DOMAINS)
 		k = vm->nkeys % PK_FSEQ_DOMAINS;
@@ -1322,7 +1326,6 @@ static int pk_append(struct pk_vm *vm, size_t from)
 	}
 	for (i = 0; i < n; i++) {
 		const struct pk_value *v = &vm->stack[from + i];
-		const struct tm_trace_key *key;
 		uint64_t item;
 
 		if (v->kind != PK_TRACE) {
@@ -1355,7 +1358,8 @@ static int pk_append(struct pk_vm *vm, size_t from)
 			l->items[item].size += v->u;
 			l->counts[item]++;
 		} else {
-			key = &vm->keys[v->a];
+			const struct pk_key *key = &vm->keys[v->a];
+
 			l->items[l->n++] = (struct tm_trace){ 0, v->u, key->domain, key->traceback };
 		}
 	}
@@ -1468,7 +1472,13 @@ static int pk_global(struct pk_vm *vm, const unsigned char *mod, size_t mlen,
  */
 #define PK_MEMO_TRACE_SIZE_BITS 28u
 #define PK_MEMO_BIG 15u
-_Static_assert(PK_OBJECT < PK_MEMO_BIG, "memo entry kinds fit in 4 bits");
+/* A frames tuple with the key of the last trace made of it (see
+ * pk_fast_trace()): its key in bits 4..35, a tag of that trace's total_nframe
+ * above. Its value is the frames tuple (PK_FRAMES) of the key's sequence. */
+#define PK_MEMO_FRAMES_KEYED 14u
+#define PK_MEMO_TOTAL_BITS 28u
+#define PK_MEMO_TOTAL_NONE ((1u << PK_MEMO_TOTAL_BITS) - 1)
+_Static_assert(PK_OBJECT < PK_MEMO_FRAMES_KEYED, "memo entry kinds fit in 4 bits");
 
 static int pk_memo_encode(struct pk_vm *vm, const struct pk_value *v, uint64_t *out)
 {
@@ -1507,6 +1517,8 @@ static struct pk_value pk_memo_decode(const struct pk_vm *vm, uint64_t e)
 		return pk_int(e >> 4);
 	if (kind == PK_TRACE)
 		return (struct pk_value){ .kind = PK_TRACE, .a = (uint32_t)(e >> 4), .u = e >> 36 };
+	if (kind == PK_MEMO_FRAMES_KEYED)
+		return (struct pk_value){ .kind = PK_FRAMES, .a = vm->keys[(uint32_t)(e >> 4)].fs };
 	return (struct pk_value){ .kind = (uint8_t)kind, .a = (uint32_t)(e >> 4) };
 }
 
@@ -2016,7 +2028,7 @@ static inline bool pk_fast_uint(const unsigned char *p, size_t *i, uint64_t *v)
 static int pk_fast_trace(struct pk_vm *vm)
 {
 	const unsigned char *p;
-	uint64_t domain, size, total, idx, e, memo_idx = 0;
+	uint64_t domain, size, total, idx, e, tag, memo_idx = 0;
 	uint32_t fs;
 	size_t i = 1, tuple_at;
 	unsigned memo_op = 0;
@@ -2044,9 +2056,11 @@ static int pk_fast_trace(struct pk_vm *vm)
 	} else {
 		return 0;
 	}
-	if (idx >= vm->memo_init || ((e = vm->memo[idx]) & 15) != PK_FRAMES)
+	if (idx >= vm->memo_init)
 		return 0;
-	fs = (uint32_t)(e >> 4);
+	e = vm->memo[idx];
+	if ((e & 15) != PK_MEMO_FRAMES_KEYED && (e & 15) != PK_FRAMES)
+		return 0;
 	if (p[i] == PK_OP_NONE) {
 		total = TM_TOTAL_NFRAME_NONE;
 		i++;
@@ -2073,11 +2087,29 @@ static int pk_fast_trace(struct pk_vm *vm)
 		i += 5;
 		break;
 	}
-	/* TUPLE: the trace's key, as pk_build_tuple() makes it */
+	/*
+	 * TUPLE: the trace's key, as pk_build_tuple() makes it. The frames
+	 * tuple's memo entry keeps the key of its last trace (with a tag of its
+	 * total_nframe): most traces find their key there, in the one entry
+	 * they read anyway, instead of in pk_trace_key()'s cache, another table
+	 * and another wait for memory per trace.
+	 */
+	tag = total == TM_TOTAL_NFRAME_NONE ? PK_MEMO_TOTAL_NONE : total;
+	if ((e & 15) == PK_MEMO_FRAMES_KEYED) {
+		key = (uint32_t)(e >> 4);
+		if ((e >> 36) == tag && (vm->no_domains || vm->keys[key].domain == domain))
+			goto have_key;
+		fs = vm->keys[key].fs;
+	} else {
+		fs = (uint32_t)(e >> 4);
+	}
 	vm->op = PK_OP_TUPLE;
 	vm->op_pos = vm->base + vm->pos + tuple_at;
 	if (pk_trace_key(vm, fs, (uint32_t)domain, (uint32_t)total, &key))
 		return -1;
+	if (tag <= PK_MEMO_TOTAL_NONE)
+		vm->memo[idx] = ((uint64_t)tag << 32 | key) << 4 | PK_MEMO_FRAMES_KEYED;
+have_key:
 	vm->stack[vm->sp++] = (struct pk_value){ .kind = PK_TRACE, .a = key, .u = size };
 	/* dump()'s MEMOIZE of a trace: a new entry at the end of the memo, what
 	 * pk_memo_put() does in this case */
