@@ -256,11 +256,18 @@ static uint32_t key_hash(const struct key_frame *frames, uint32_t nframe)
 	return (uint32_t)h;
 }
 
-static int grouping_init(struct grouping *g, uint32_t expected)
+/* Room for `expected` groups of `frames` key frames in all, from the start:
+ * neither the index nor the arrays grow while the keys are folded. */
+static int grouping_init(struct grouping *g, uint32_t expected, uint64_t frames)
 {
 	memset(g, 0, sizeof(*g));
 	g->ix = tm_index_new(expected);
-	return g->ix ? 0 : -1;
+	if (!g->ix || grow_array32((void **)&g->groups, &g->groups_cap, expected ? expected : 1,
+				   sizeof(*g->groups)) ||
+	    grow_array((void **)&g->frames, &g->frames_cap, frames ? frames : 1,
+		       sizeof(*g->frames)))
+		return -1;
+	return 0;
 }
 
 static void grouping_destroy(struct grouping *g)
@@ -363,8 +370,8 @@ static int group_by(const struct tm_snapshot *s, enum tm_key_type key_type, bool
 {
 	struct group_ctx c = { .s = s, .files = files, .g = g };
 	struct tb_sum *sum = NULL;
-	uint32_t max_nframe = 1, memo_n, tb, used = 0;
-	uint64_t i;
+	uint32_t max_nframe = 1, memo_n, tb, used = 0, bound;
+	uint64_t i, used_frames = 0;
 	int ret = -1;
 
 	memset(g, 0, sizeof(*g));
@@ -385,12 +392,17 @@ static int group_by(const struct tm_snapshot *s, enum tm_key_type key_type, bool
 		if (!sum[tb].count)
 			continue;
 		used++;
+		used_frames += s->tracebacks[tb].nframe;
 		if (s->tracebacks[tb].nframe > max_nframe)
 			max_nframe = s->tracebacks[tb].nframe;
 	}
-	/* room for one group per used traceback (or per frame, cumulative)
-	 * from the start: the index never rehashes while we fold */
-	if (grouping_init(g, cumulative ? (s->nframes < 4 * used ? s->nframes : 4 * used) : used))
+	/* at most one group per key of a used traceback, and per distinct frame
+	 * or file the keys are made of */
+	bound = key_type == TM_KEY_TRACEBACK ? used
+		: key_type == TM_KEY_LINENO ? s->nframes : s->nstrings;
+	if ((cumulative ? used_frames : used) < bound)
+		bound = (uint32_t)(cumulative ? used_frames : used);
+	if (grouping_init(g, bound, key_type == TM_KEY_TRACEBACK ? used_frames : bound))
 		goto oom;
 	if (key_type == TM_KEY_TRACEBACK) {
 		c.probe = malloc((size_t)max_nframe * sizeof(*c.probe));
