@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "tracer/capture_plan.h"
 #include "tracer/elfinfo.h"
@@ -61,6 +62,36 @@ static bool have_probe(const struct capture_plan *plan, const char *binary, uint
 	return false;
 }
 
+/* A stripped binary's function has no symbol to give its size: its extent,
+ * up to the next function with unwind information (.eh_frame_hdr), stands
+ * in. Only for small functions (the default allocators are a few
+ * instructions ending in a jump to libc): a big one may have a .cold part
+ * elsewhere that jumps back into its first instructions. 0 if unknown. */
+#define UNWIND_EXTENT_MAX 256
+
+static uint64_t unwind_extent(const struct elf_file *ef, uint64_t vaddr)
+{
+	uint64_t *starts = NULL, size = 0;
+	size_t n = 0, lo = 0, hi;
+
+	if (elf_file_function_starts(ef, &starts, &n) || !n)
+		goto out;
+	hi = n;
+	while (lo < hi) {                       /* first start > vaddr */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (starts[mid] <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0 && starts[lo - 1] == vaddr && lo < n && starts[lo] - vaddr <= UNWIND_EXTENT_MAX)
+		size = starts[lo] - vaddr;
+out:
+	free(starts);
+	return size;
+}
+
 /* Adds a probe at the best place of a function that takes an allocator ctx
  * first (a table target): the first instruction the kernel emulates before
  * rsp or the argument registers change, when the symbol gives the function's
@@ -76,7 +107,9 @@ static int add_target_probe(struct capture_plan *plan, const struct code_site *s
 	const char *binary;
 
 	elf_file_foreach_symbol(site->ef, find_symbol_at, &q);
-	if (q.found && q.size) {
+	if (!q.found)
+		q.size = unwind_extent(site->ef, site->vaddr);
+	if (q.size) {
 		const uint8_t *code = elf_file_bytes(site->ef, site->vaddr, q.size);
 
 		if (code)
