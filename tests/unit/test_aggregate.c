@@ -258,6 +258,54 @@ Test(aggregate, cpython_3_8_dumps, .timeout = 240) { check_dumps("3.8", 0); }
 Test(aggregate, cpython_3_13_dumps, .timeout = 240) { check_dumps("3.13", 5); }
 Test(aggregate, debian_python3_dumps, .timeout = 240) { check_dumps("3.11", FILES_DEBIAN_PYTHON); }
 
+/* ---- valid pickles that dump() does not write ------------------------------------------ */
+
+/* tests/py/files_odd_pickles.py: another list of traces before the
+ * snapshot's, trace tuples appended several times, a traceback in several
+ * frames tuples, many domains and total_nframe values per traceback, sizes
+ * past the memo placeholders, every protocol; with 3.8's 3-tuples too. */
+static void check_odd_pickles(size_t which)
+{
+	char pybuf[4096], *dir = analysis_tmpdir();
+	const char *python = files_python_path(&files_pythons[which], pybuf, sizeof(pybuf));
+	const char *args[] = { dir, NULL };
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	if (!python) {
+		analysis_rmtree(dir);
+		return;
+	}
+	free(files_run_python(python, "tests/py/files_odd_pickles.py", args));
+	d = opendir(dir);
+	cr_assert_not_null(d);
+	while ((e = readdir(d))) {
+		char *data;
+		size_t len;
+
+		if (e->d_name[0] == '.')
+			continue;
+		data = read_whole(files_path(dir, e->d_name), &len);
+		files_check_ways_with(tm_pickle_load_input, data, len, true, e->d_name);
+		{
+			struct tm_error err = { "" };
+			struct tm_snapshot *s = tm_pickle_load_mem(data, len, &err);
+
+			cr_assert_not_null(s, "%s: %s", e->d_name, err.msg);     /* all valid */
+			tm_snapshot_free(s);
+		}
+		free(data);
+		n++;
+	}
+	closedir(d);
+	cr_assert_eq(n, 30, "%d pickles", n);
+	analysis_rmtree(dir);
+}
+
+Test(aggregate, odd_but_valid_pickles) { check_odd_pickles(FILES_DEBIAN_PYTHON); }
+Test(aggregate, odd_but_valid_pickles_of_3_8) { check_odd_pickles(0); }
+
 /* ---- mutated files ------------------------------------------------------------------- */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
