@@ -127,8 +127,9 @@ static __always_inline int on_fault(__u64 address, __u64 error_code, bool kernel
 		return 0;                       /* the page is present: nothing grows */
 	if (address >= USER_ADDR_END)
 		return 0;                       /* the kernel's own memory */
-	p = traced(tgid, &st);
-	if (!p)
+	/* one lookup per fault: the process's config is only needed for a sample */
+	st = bpf_map_lookup_elem(&stats, &tgid);
+	if (!st)
 		return 0;
 	n = __sync_fetch_and_add(&st->faults, 1) + 1;
 	if (kernel)
@@ -141,6 +142,12 @@ static __always_inline int on_fault(__u64 address, __u64 error_code, bool kernel
 	if (__sync_val_compare_and_swap(&st->sampled_through, through, n) != through)
 		return 0;                       /* another thread took this sample */
 	st->sample_gap = next_gap();
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p) {
+		/* being registered or forgotten by user space right now */
+		__sync_fetch_and_add(&st->lost_pages, n - through);
+		return 0;
+	}
 	__sync_fetch_and_add(&st->samples, 1);
 	ev.weight = (__u32)(n - through);
 	ev.type = GROWTH_EV_FAULT;
