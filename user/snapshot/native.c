@@ -338,8 +338,6 @@ static void agg_destroy(struct native_agg *a)
 	free(a->other_sum);
 }
 
-/* A trace whose domain is not dense yet: makes it dense while there is room,
- * else sums it with the other pairs. 0 or -1 (out of memory). */
 /* Makes domain dense (there is room); 0 or -1 (out of memory). */
 static int agg_dense_domain(struct native_agg *a, uint32_t domain)
 {
@@ -353,6 +351,8 @@ static int agg_dense_domain(struct native_agg *a, uint32_t domain)
 	return 0;
 }
 
+/* A trace whose domain is not dense yet: makes it dense while there is room,
+ * else sums it with the other pairs. 0 or -1 (out of memory). */
 static int agg_add_slow(struct native_agg *a, const struct tm_trace *t)
 {
 	struct native_sum *sum;
