@@ -78,6 +78,14 @@ struct py_proc {
 	__u32 tss_key;                  /* pthread key of autoTSSkey; valid if tss_key_known */
 	__u32 tss_key_known;
 	__u32 flags;                    /* PY_PROC_* */
+	/* Frames below the first complete one are counted for total_nframe
+	 * without reading their code object when count_fast is set: 3.11 has no
+	 * incomplete frame there, 3.12 only C-stack shims (owner 3, told by the
+	 * frame itself), 3.13 those and the __init__ shims, whose code object is
+	 * _Py_InitCleanup (link-time address below, 0: unknown, then no fast count). */
+	__u32 count_fast;
+	__u32 pad;
+	__u64 init_cleanup_vaddr;
 };
 
 #define PY_PROC_FINALIZING (1u << 0)   /* Py_FinalizeEx entered: snapshot frozen */

@@ -199,6 +199,8 @@ struct walk_loop {
 	__u32 co_firstlineno, co_filename, co_linetable;
 	__u32 co_firsttraceable, co_code_adaptive;
 	__u32 nframe_limit;
+	__u32 count_fast;
+	__u64 init_cleanup;             /* run-time address, 0 if none */
 };
 
 #define CBUF_U64(r, off) (*(__u64 *)&(r)->cbuf[(off) & 127])
@@ -312,6 +314,13 @@ static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_res
 		walk_record(w, r, 0, 0, PYF_NONE);
 		return 0;
 	}
+	if (w->count_fast && r->nframe >= w->nframe_limit) {
+		/* only counted, and below a complete frame: complete unless it
+		 * is 3.13's __init__ shim (struct py_proc's count_fast) */
+		if (code != w->init_cleanup)
+			r->total_nframe++;
+		return 0;
+	}
 	code_start = code + w->co_code_adaptive;
 	/* one read gives _co_firsttraceable and the object's identity */
 	if (read_code_block(w, r, code)) {
@@ -391,6 +400,13 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 	w.co_firsttraceable = p->off.co_firsttraceable;
 	w.co_code_adaptive = p->off.co_code_adaptive;
 	w.nframe_limit = nframe_max;
+	w.count_fast = p->count_fast;
+	if (p->off.layout == PY_LAYOUT_INTERP_313 && p->count_fast) {
+		if (p->bias_known && p->init_cleanup_vaddr)
+			w.init_cleanup = p->init_cleanup_vaddr + p->bias;
+		else
+			w.count_fast = 0;
+	}
 	if (frame)
 		bpf_loop(max_walk, walk_loop_cb, &w, 0);
 	if (r->cur_frame && r->total_nframe < 65535 && !(r->status & WALK_UNREADABLE))

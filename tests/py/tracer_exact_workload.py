@@ -4,8 +4,9 @@ stdin protocol (one line each): after READY the tracer attaches and sends a
 line; the workload runs phase2 and prints MARK; the tracer snapshots and sends
 the path of its blocks file; the workload compares and prints one RESULT line.
 
-Blocks file: per block a line "domain address size nframe", then nframe lines
-"lineno filename" (most recent first).
+Blocks file: per block a line "domain address size nframe total_nframe", then
+nframe lines "lineno filename" (most recent first). Blocks are compared by
+(domain, size, frames, total_nframe); 3.8's tracemalloc has no total_nframe.
 """
 import ctypes
 import os
@@ -48,25 +49,28 @@ ours = []
 with open(path) as f:
     lines = iter(f.read().splitlines())
     for head in lines:
-        domain, addr, size, nframe = (int(x) for x in head.split())
+        domain, addr, size, nframe, total = (int(x) for x in head.split())
         frames = []
         for _ in range(nframe):
             lineno, filename = next(lines).split(" ", 1)
             frames.append((filename, int(lineno)))
-        ours.append((domain, addr, size, tuple(frames)))
+        ours.append((domain, addr, size, tuple(frames), total))
 
 # blocks allocated since both started: those phase2's code allocated
 ours = [b for b in ours if in_phase2(b[3])]
 theirs = [t for t in snap.traces._traces if in_phase2(t[2])]
 
 
-def key(domain, size, frames):
-    return (domain, size, frames)
+HAS_TOTAL = sys.version_info >= (3, 9)
+
+
+def key(domain, size, frames, total):
+    return (domain, size, frames, total if HAS_TOTAL else None)
 
 
 from collections import Counter
-c_ours = Counter(key(d, s, fr) for d, _, s, fr in ours)
-c_theirs = Counter(key(d, s, fr) for d, s, fr, *_ in theirs)
+c_ours = Counter(key(d, s, fr, tot) for d, _, s, fr, tot in ours)
+c_theirs = Counter(key(t[0], t[1], t[2], t[3] if HAS_TOTAL else None) for t in theirs)
 common = c_ours & c_theirs
 n_common = sum(common.values())
 b_common = sum(k[1] * v for k, v in common.items())
@@ -77,7 +81,7 @@ b_theirs = sum(t[1] for t in theirs)
 # every block of ours must be traced by tracemalloc at the same address and
 # with the same traceback
 addr_ok = 0
-for domain, addr, size, frames in ours:
+for domain, addr, size, frames, _ in ours:
     tb = get_tb(domain, addr)
     if tb is not None and tuple(tb) == frames:
         addr_ok += 1
@@ -89,6 +93,6 @@ print("RESULT blocks_common=%d blocks_ours=%d blocks_tracemalloc=%d bytes_common
       "bytes_ours=%d bytes_tracemalloc=%d address_match=%d"
       % (n_common, n_ours, n_theirs, b_common, b_ours, b_theirs, addr_ok), flush=True)
 for k, v in diff_ours:
-    print("ONLY_OURS %d x domain=%d size=%d %s" % (v, k[0], k[1], k[2][:2]), flush=True)
+    print("ONLY_OURS %d x domain=%d size=%d total=%s %s" % (v, k[0], k[1], k[3], k[2][:2]), flush=True)
 for k, v in diff_theirs:
-    print("ONLY_TRACEMALLOC %d x domain=%d size=%d %s" % (v, k[0], k[1], k[2][:2]), flush=True)
+    print("ONLY_TRACEMALLOC %d x domain=%d size=%d total=%s %s" % (v, k[0], k[1], k[3], k[2][:2]), flush=True)

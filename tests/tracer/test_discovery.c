@@ -360,7 +360,8 @@ static void unsupported(const char *version, const char *exe, const char *expect
 	disc_pyenv_root(root, sizeof(root));
 	snprintf(path, sizeof(path), "%s/versions/%s/bin/%s", root, version, exe);
 	if (access(path, X_OK) != 0) {
-		cr_log_warn("SKIPPED unsupported-version check for %s: %s is not installed", version, path);
+		cr_log_info("SKIPPED unsupported-version check for %s: %s is not installed", version, path);
+		fprintf(stderr, "SKIPPED unsupported-version check for %s: %s is not installed\n", version, path);
 		cr_skip_test("%s missing", path);
 	}
 	/* before it runs */
@@ -413,7 +414,8 @@ static void offsets_vs_dwarf(const struct disc_python *py)
 	snprintf(lib, sizeof(lib), "%.*s/lib/libpython3.%u.so.1.0", (int)(strstr(path, "/bin/") - path),
 		 path, py->minor);
 	if (access(lib, R_OK) != 0 || system("command -v gdb >/dev/null 2>&1") != 0) {
-		cr_log_warn("SKIPPED DWARF offset check for %s: %s or gdb missing", py->name, lib);
+		cr_log_info("SKIPPED DWARF offset check for %s: %s or gdb missing", py->name, lib);
+		fprintf(stderr, "SKIPPED DWARF offset check for %s: %s or gdb missing\n", py->name, lib);
 		cr_skip_test("no gdb or library");
 	}
 	const struct py_version_offsets *t = pyoffsets_for_minor(py->minor);
@@ -483,7 +485,8 @@ Test(discovery, debug_offsets_checks)
 
 	disc_python_path(&disc_pythons[5], path, sizeof(path));
 	if (access(path, X_OK) != 0) {
-		cr_log_warn("SKIPPED _Py_DebugOffsets checks: %s is not installed", path);
+		cr_log_info("SKIPPED _Py_DebugOffsets checks: %s is not installed", path);
+		fprintf(stderr, "SKIPPED _Py_DebugOffsets checks: %s is not installed\n", path);
 		cr_skip_test("3.13 missing");
 	}
 	cr_assert_eq(py_interp_open_binary(path, pi, &err), 0, "%s", err.msg);
@@ -576,7 +579,8 @@ static void decoder_vs_objdump(const char *path, const char *label)
 	struct x86_insn in;
 
 	if (access(path, R_OK) != 0 || system("command -v objdump >/dev/null 2>&1") != 0) {
-		cr_log_warn("SKIPPED decoder check on %s: file or objdump missing", path);
+		cr_log_info("SKIPPED decoder check on %s: file or objdump missing", path);
+		fprintf(stderr, "SKIPPED decoder check on %s: file or objdump missing\n", path);
 		cr_skip_test("missing");
 	}
 	cr_assert_eq(elf_file_open(&ef, path, &err), 0, "%s", err.msg);
@@ -738,7 +742,8 @@ Test(discovery, probe_offsets)
 	for (size_t i = 0; i < disc_npythons; i++) {
 		disc_python_path(&disc_pythons[i], path, sizeof(path));
 		if (access(path, X_OK) != 0) {
-			cr_log_warn("SKIPPED probe offsets for %s: %s missing", disc_pythons[i].name, path);
+			cr_log_info("SKIPPED probe offsets for %s: %s missing", disc_pythons[i].name, path);
+			fprintf(stderr, "SKIPPED probe offsets for %s: %s missing\n", disc_pythons[i].name, path);
 			continue;
 		}
 		cr_assert_eq(py_interp_open_binary(path, pi, &err), 0, "%s", err.msg);
@@ -808,7 +813,8 @@ static void inlining(const struct disc_python *py)
 
 	disc_python_path(py, path, sizeof(path));
 	if (access(path, X_OK) != 0) {
-		cr_log_warn("SKIPPED inlining verdict for %s: %s missing", py->name, path);
+		cr_log_info("SKIPPED inlining verdict for %s: %s missing", py->name, path);
+		fprintf(stderr, "SKIPPED inlining verdict for %s: %s missing\n", py->name, path);
 		cr_skip_test("missing");
 	}
 	cr_assert_eq(py_interp_open_binary(path, pi, &err), 0, "%s", err.msg);
@@ -851,7 +857,8 @@ Test(discovery, embedded_libpython_gdb)
 	struct tm_error err;
 
 	if (access("/usr/bin/gdb", X_OK) != 0) {
-		cr_log_warn("SKIPPED embedded-interpreter check: /usr/bin/gdb missing");
+		cr_log_info("SKIPPED embedded-interpreter check: /usr/bin/gdb missing");
+		fprintf(stderr, "SKIPPED embedded-interpreter check: /usr/bin/gdb missing\n");
 		cr_skip_test("no gdb");
 	}
 	cr_assert_eq(py_interp_open_binary("/usr/bin/gdb", &pi, &err), 0, "%s", err.msg);

@@ -65,8 +65,8 @@ static void write_blocks(const struct tm_snapshot *s, const char *path)
 		const struct tm_traceback *tb = &s->tracebacks[tr->traceback];
 		const tm_id *frames = tm_traceback_frames(s, tr->traceback);
 
-		fprintf(f, "%u %llu %llu %u\n", tr->domain, (unsigned long long)tr->address,
-			(unsigned long long)tr->size, tb->nframe);
+		fprintf(f, "%u %llu %llu %u %u\n", tr->domain, (unsigned long long)tr->address,
+			(unsigned long long)tr->size, tb->nframe, tb->total_nframe);
 		for (uint32_t j = 0; j < tb->nframe; j++) {
 			const struct tm_frame *fr = &s->frames[frames[j]];
 			struct tm_str name = tm_string(s, fr->filename);

@@ -1520,15 +1520,17 @@ Test(growth, all_short_lived, .timeout = 120)
 	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
 	snprintf(base, sizeof(base), "%s/h.tmbpf", dir.path);
 	have_late = build_late_loader(dir.path, late_so, sizeof(late_so));
-	if (!have_late)
-		cr_log_warn("SKIPPED the late-libpython case: no C compiler to build its LD_AUDIT library");
+	if (!have_late) {
+		cr_log_info("SKIPPED the late-libpython case: no C compiler to build its LD_AUDIT library");
+		fprintf(stderr, "SKIPPED the late-libpython case: no C compiler to build its LD_AUDIT library\n");
+	}
 	snprintf(env_late, sizeof(env_late), "LD_AUDIT=%s", late_so);
 	for (size_t i = 0; i < disc_npythons; i++) {
 		char path[512];
 
 		disc_python_path(&disc_pythons[i], path, sizeof(path));
 		if (access(path, X_OK)) {
-			cr_log_warn("SKIPPED CPython %s in --all: %s is not installed", disc_pythons[i].name, path);
+			cr_log_info("SKIPPED CPython %s in --all: %s is not installed", disc_pythons[i].name, path);
 			fprintf(stderr, "SKIPPED CPython %s in --all: %s is not installed\n", disc_pythons[i].name, path);
 			continue;
 		}
@@ -1547,7 +1549,8 @@ Test(growth, all_short_lived, .timeout = 120)
 			procs[n++] = (struct short_proc){ .py = &disc_pythons[i], .how = "_exit", .brief = true };
 	}
 	if (!n) {
-		cr_log_warn("SKIPPED: no interpreter installed");
+		cr_log_info("SKIPPED: no interpreter installed");
+		fprintf(stderr, "SKIPPED: no interpreter installed\n");
 		cr_skip_test("no interpreter");
 	}
 	tm = start_cmd(argv, out, err_path);
@@ -1593,7 +1596,7 @@ Test(growth, all_short_lived, .timeout = 120)
 			/* the fallback: not traced, but listed with the reason */
 			snprintf(want, sizeof(want), "\n  %d (", (int)sp->pid);
 			cr_expect(not_traced && strstr(not_traced, want), "%s was neither traced nor listed", who);
-			cr_log_warn("%s ended before it could be traced (listed with the reason)", who);
+			cr_log_info("%s ended before it could be traced (listed with the reason)", who);
 			fprintf(stderr, "GROWTH all %s ended before it could be traced (listed)\n", who);
 			continue;
 		}
@@ -1838,7 +1841,7 @@ Test(growth, pid_reuse, .timeout = 60)
 		kill(tm, SIGINT);
 		wait_cmd(tm, 60);
 		tmpdir_remove(&dir);
-		cr_log_warn("SKIPPED PID reuse: PID %d could not be had again", (int)first);
+		cr_log_info("SKIPPED PID reuse: PID %d could not be had again", (int)first);
 		fprintf(stderr, "SKIPPED PID reuse: PID %d could not be had again\n", (int)first);
 		cr_skip_test("PID not reused");
 	}

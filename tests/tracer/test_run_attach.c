@@ -386,7 +386,7 @@ static void agreement(const struct disc_python *py)
 
 		run[i] = !w->lib_test || has_lib_test(py, python);
 		if (!run[i]) {
-			cr_log_warn("SKIPPED CPython %s workload '%s': its Lib/test is not installed",
+			cr_log_info("SKIPPED CPython %s workload '%s': its Lib/test is not installed",
 				    py->name, w->name);
 			fprintf(stderr, "SKIPPED CPython %s workload '%s': its Lib/test is not installed\n",
 				py->name, w->name);
@@ -482,7 +482,7 @@ static void agreement(const struct disc_python *py)
 			cr_expect_eq(r.own_bad, 0, "%s %s: the workload's own lines disagree:\n%s",
 				     py->name, w->name, cmp);
 		if (limit && r.bad) {
-			cr_log_warn("KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond 2%% "
+			cr_log_info("KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond 2%% "
 				    "(worst %.2f%%, %s): free-list reuse is not seen: %s", py->name,
 				    w->name, r.bad, r.n, r.worst, r.worst_line, limit);
 			fprintf(stderr, "KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond "
@@ -998,7 +998,7 @@ Test(run_attach, bad_not_root, .timeout = 60)
 
 	need_python(LIFE_PY, python, sizeof(python));
 	if (access("/usr/bin/setpriv", X_OK)) {
-		cr_log_warn("SKIPPED not-root checks: /usr/bin/setpriv is not installed (util-linux)");
+		cr_log_info("SKIPPED not-root checks: /usr/bin/setpriv is not installed (util-linux)");
 		fprintf(stderr, "SKIPPED not-root checks: /usr/bin/setpriv is not installed (util-linux)\n");
 		cr_skip_test("setpriv missing");
 	}
@@ -1057,7 +1057,7 @@ Test(run_attach, bad_unsupported_version, .timeout = 60)
 	disc_pyenv_root(root, sizeof(root));
 	snprintf(python, sizeof(python), "%s/versions/3.7.16/bin/python3.7", root);
 	if (access(python, X_OK)) {
-		cr_log_warn("SKIPPED unsupported-version checks: %s is not installed", python);
+		cr_log_info("SKIPPED unsupported-version checks: %s is not installed", python);
 		fprintf(stderr, "SKIPPED unsupported-version checks: %s is not installed\n", python);
 		cr_skip_test("3.7 missing");
 	}

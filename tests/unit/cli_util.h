@@ -182,7 +182,7 @@ static inline void cli_rmtree(char *dir)
 	/* a test's own scratch directory, created by cli_mkdtemp above */
 	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
 	if (system(cmd) != 0)
-		cr_log_warn("could not remove %s", dir);
+		cr_log_info("could not remove %s", dir);
 	free(dir);
 }
 

@@ -62,7 +62,7 @@ static inline const char *files_python_path(const struct files_python *py, char 
 		snprintf(buf, size, "%s", py->path);
 	}
 	if (access(buf, X_OK) != 0) {
-		cr_log_warn("SKIPPED CPython %s: %s is missing (%s)", py->name, buf,
+		cr_log_info("SKIPPED CPython %s: %s is missing (%s)", py->name, buf,
 			    strerror(errno));
 		fprintf(stderr, "SKIPPED CPython %s: %s is missing\n", py->name, buf);
 		return NULL;

@@ -585,7 +585,7 @@ static bool pyenv_python(const char *version, const char *minor, char *path, siz
 			 version, minor);
 	if (access(path, X_OK) == 0)
 		return true;
-	cr_log_warn("SKIPPED: CPython %s not found at %s: its check was not run", version, path);
+	cr_log_info("SKIPPED: CPython %s not found at %s: its check was not run", version, path);
 	fprintf(stderr, "cli: SKIPPED CPython %s (%s missing)\n", version, path);
 	return false;
 }

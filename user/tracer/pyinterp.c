@@ -304,6 +304,10 @@ static void find_types(const struct elf_file *ef, struct py_interp *pi)
 		pi->unicode_type_vaddr = sym.value;
 	if (elf_file_symbol(ef, "PyBytes_Type", &sym) == 0)
 		pi->bytes_type_vaddr = sym.value;
+	/* the code of 3.13's __init__ shim frames, the one kind of incomplete
+	 * frame that is not on top of the stack (see pywalk.bpf.h) */
+	if (elf_file_symbol(ef, "_Py_InitCleanup", &sym) == 0 && sym.type == 1 /* STT_OBJECT */)
+		pi->init_cleanup_vaddr = sym.value;
 }
 
 /* The table used by a public allocator function of a stripped binary: its

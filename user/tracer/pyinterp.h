@@ -120,6 +120,7 @@ struct py_interp {
 	uint64_t code_type_vaddr;       /* PyCode_Type */
 	uint64_t unicode_type_vaddr;    /* PyUnicode_Type */
 	uint64_t bytes_type_vaddr;      /* PyBytes_Type */
+	uint64_t init_cleanup_vaddr;    /* 3.13: _Py_InitCleanup (local symbol); 0 if unknown */
 	/* allocator capture plan */
 	struct py_func funcs[PY_FN_COUNT];
 	struct py_alloc_table tables[3];        /* by enum py_domain */

@@ -376,6 +376,10 @@ void symbolizer_fill_proc(const struct py_interp *pi, uint32_t tss_key, bool tss
 	out->off.u_compact_data = u->u_compact_size;
 	out->off.b_size = u->b_size;
 	out->off.b_sval = u->b_sval;
+	out->init_cleanup_vaddr = pi->init_cleanup_vaddr;
+	out->count_fast = out->off.layout == PY_LAYOUT_INTERP_311 ||
+			  out->off.layout == PY_LAYOUT_INTERP_312 ||
+			  (out->off.layout == PY_LAYOUT_INTERP_313 && pi->init_cleanup_vaddr);
 }
 
 void symbolizer_proc_config(const struct py_interp *pi, struct py_proc *out)
