@@ -48,6 +48,10 @@ struct thread_call {
 	__u64 arg0;                             /* size, or the old pointer of realloc */
 	__u64 arg1;                             /* new size of realloc */
 	__u64 last_block;                       /* last block this thread recorded */
+	/* where the thread was when it recorded last_block: its most recent
+	 * complete frame, the frame below, and that frame's code and offset */
+	__u64 last_frame, last_prev, last_code;
+	__s32 last_addr;
 	__u32 depth;                            /* allocator calls in progress (nesting) */
 	__u32 fn;                               /* enum exact_fn of the outermost call */
 };
@@ -249,6 +253,19 @@ int BPF_KRETPROBE(alloc_exit, __u64 ret)
 	}
 	add_block(p, tgid, ret, 0, size);
 	t->last_block = ret;
+	t->last_frame = 0;
+	{
+		__u32 zero = 0;
+		struct walk_result *r = bpf_map_lookup_elem(&walk_scratch, &zero);
+
+		/* the walk add_block() just made (same CPU, same program run) */
+		if (r && r->tgid == tgid && r->top_frame) {
+			t->last_frame = r->top_frame;
+			t->last_prev = r->top_prev;
+			t->last_code = r->frames[0].code;
+			t->last_addr = r->frames[0].addr;
+		}
+	}
 	return 0;
 }
 
@@ -335,10 +352,23 @@ int BPF_KPROBE(newref_enter, __u64 op)
 	    (flags & (Py_TPFLAGS_MANAGED_WEAKREF | Py_TPFLAGS_MANAGED_DICT)))
 		presize += 16;
 	key.addr = op - presize;
-	t = bpf_task_storage_get(&thread_calls, task, 0, 0);
-	if (t && t->last_block == key.addr)
-		return 0;
 	v = bpf_map_lookup_elem(&live, &key);
+	if (!v)
+		return 0;
+	/* The object just allocated by this thread is born where its block was
+	 * recorded: no new walk needed, as long as the thread is still at the
+	 * same place (the same frame at the same instruction, over the same
+	 * caller). The block may also have come back from a free list without
+	 * any allocation since: then the thread has moved on, and it is re-
+	 * attributed like any other. */
+	t = bpf_task_storage_get(&thread_calls, task, 0, 0);
+	if (t && t->last_block == key.addr && t->last_frame) {
+		struct walk_result *r = py_walk(p, tgid, true);
+
+		if (r && r->top_frame == t->last_frame && r->top_prev == t->last_prev &&
+		    r->frames[0].code == t->last_code && r->frames[0].addr == t->last_addr)
+			return 0;
+	}
 	if (!v)
 		return 0;
 	st = bpf_map_lookup_elem(&stats, &tgid);

@@ -41,6 +41,10 @@ struct walk_result {
 	 * converging (740k instructions verified per program, 1.2 s to load) */
 	__u64 cur_frame;
 	__u64 hash;
+	/* the first recorded (most recent complete) frame and the one it
+	 * returns to: where the thread is, for _Py_NewReference's shortcut */
+	__u64 top_frame;
+	__u64 top_prev;
 };
 
 
@@ -199,6 +203,7 @@ struct walk_loop {
 	__u32 co_firstlineno, co_filename, co_linetable;
 	__u32 co_firsttraceable, co_code_adaptive;
 	__u32 nframe_limit;
+	__u32 first_only;               /* stop at the first complete frame */
 	__u32 count_fast;
 	__u64 init_cleanup;             /* run-time address, 0 if none */
 };
@@ -277,6 +282,10 @@ static __always_inline int walk_step_frameobj(struct walk_loop *w, struct walk_r
 		else if (lasti >= 0)
 			lasti *= 2;
 	}
+	if (!r->nframe) {
+		r->top_frame = r->cur_frame;
+		r->top_prev = back;
+	}
 	r->cur_frame = back;
 	if (!code) {
 		flags = PYF_NONE;
@@ -293,7 +302,7 @@ static __always_inline int walk_step_frameobj(struct walk_loop *w, struct walk_r
  * (not yet past RESUME) and 3.12+ C-stack shim frames, as tracemalloc does. */
 static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_result *r)
 {
-	__u64 code, back, instr, code_start;
+	__u64 frame, code, back, instr, code_start;
 	__u8 owner;
 	__s32 firsttraceable = 0;
 
@@ -302,6 +311,7 @@ static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_res
 		r->status |= WALK_UNREADABLE;
 		return 1;
 	}
+	frame = r->cur_frame;
 	code = FBUF_U64(r, w->f_code);
 	back = FBUF_U64(r, w->f_back);
 	instr = FBUF_U64(r, w->f_lasti);
@@ -332,6 +342,10 @@ static __always_inline int walk_step_interp(struct walk_loop *w, struct walk_res
 		if ((__s64)(instr - code_start) < 2 * (__s64)firsttraceable)
 			return 0;               /* _PyFrame_IsIncomplete() */
 	}
+	if (!r->nframe) {
+		r->top_frame = frame;
+		r->top_prev = back;
+	}
 	walk_record(w, r, code, (__s32)(instr - code_start), 0);
 	return 0;
 }
@@ -343,7 +357,7 @@ static long walk_loop_cb(__u32 index, void *ctx)
 	__u32 zero = 0;
 
 	r = bpf_map_lookup_elem(&walk_scratch, &zero);
-	if (!r || !r->cur_frame)
+	if (!r || !r->cur_frame || (w->first_only && r->nframe))
 		return 1;
 	if (r->total_nframe >= 65535)           /* tracemalloc saturates total_nframe */
 		return 1;
@@ -354,8 +368,10 @@ static long walk_loop_cb(__u32 index, void *ctx)
 
 /* Walks the current thread's Python stack into the per-CPU walk_result.
  * Never fails: a thread without Python frames gets tracemalloc's
- * ("<unknown>", 0) traceback (one PYF_NONE frame, total 1). */
-static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid)
+ * ("<unknown>", 0) traceback (one PYF_NONE frame, total 1). first_only: stop
+ * at the first complete frame (top_frame/top_prev/frames[0] only; the stack
+ * id and counts are then meaningless). */
+static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid, bool first_only)
 {
 	struct walk_loop w = {};
 	struct walk_result *r;
@@ -381,6 +397,8 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 		}
 	}
 	r->cur_frame = frame;
+	r->top_frame = 0;
+	r->top_prev = 0;
 	r->hash = 0x9e3779b97f4a7c15ULL;
 	r->nframe = 0;
 	r->total_nframe = 0;
@@ -400,6 +418,7 @@ static __always_inline struct walk_result *py_walk(struct py_proc *p, __u32 tgid
 	w.co_firsttraceable = p->off.co_firsttraceable;
 	w.co_code_adaptive = p->off.co_code_adaptive;
 	w.nframe_limit = nframe_max;
+	w.first_only = first_only;
 	w.count_fast = p->count_fast;
 	if (p->off.layout == PY_LAYOUT_INTERP_313 && p->count_fast) {
 		if (p->bias_known && p->init_cleanup_vaddr)
@@ -519,7 +538,7 @@ static long code_loop_cb(__u32 i, void *ctx)
  * is seen its frames go out on the ring buffer. Returns the id, 0 if lost. */
 static __always_inline __u64 py_stack_id(struct py_proc *p, __u32 tgid, struct walk_counters *wc)
 {
-	struct walk_result *r = py_walk(p, tgid);
+	struct walk_result *r = py_walk(p, tgid, false);
 	__u32 n, size;
 	__u8 one = 1;
 
