@@ -33,11 +33,15 @@ struct {
 	__type(value, struct exact_stats);
 } stats SEC(".maps");
 
-/* Sized by the loader (--max-traces); not preallocated so memory follows use. */
+/* Sized by the loader (--max-traces) and preallocated: every free deletes an
+ * element and every allocation inserts one, and a map that allocates its
+ * elements hands freed ones back through RCU and refills its per-CPU caches
+ * from irq_work (a self-IPI, a VM exit under virtualization). Measured on
+ * 3.11.7 json: free_enter 494 -> 237 ns a run, alloc_exit 913 -> 653 ns,
+ * for ~70 MiB of kernel memory per million entries, taken at load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 21);
+	__uint(max_entries, 1 << 20);
 	__type(key, struct block_key);
 	__type(value, struct block_val);
 } live SEC(".maps");

@@ -1116,6 +1116,37 @@ Test(run_attach, bad_options, .timeout = 60)
 	remove_dir();
 }
 
+/* The live-block map is preallocated: a --max-traces that would take more
+ * than half of the host's available memory is refused before anything loads
+ * (2^28 entries need ~22.5 GiB; a host with 45 GiB free would grant it). */
+Test(run_attach, bad_max_traces_memory, .timeout = 60)
+{
+	char python[PATH_MAX], line[128];
+	unsigned long long avail_kib = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	need_python(LIFE_PY, python, sizeof(python));
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &avail_kib) == 1)
+			break;
+	fclose(f);
+	if (avail_kib >= (45ull << 20)) {
+		cr_log_info("SKIPPED --max-traces memory check: %llu MiB available", avail_kib >> 10);
+		fprintf(stderr, "SKIPPED --max-traces memory check: %llu MiB available\n", avail_kib >> 10);
+		cr_skip_test("too much memory to provoke the refusal");
+	}
+	setup_dir();
+	{
+		char *argv[] = { TMBPF, "run", "--max-traces", "268435456", "--", python, "-c", "pass",
+				 NULL };
+
+		one_error(argv, 1, "--max-traces 268435456 needs ~22528 MiB of kernel memory",
+			  "run --max-traces 2^28");
+	}
+	remove_dir();
+}
+
 /* A CMD that cannot be started: exit 127, one line. */
 Test(run_attach, bad_command, .timeout = 60)
 {

@@ -50,7 +50,7 @@ const struct argp_option cli_trace_options[] = {
 	  "Growth tier: one traceback per N faulted pages on average (default 16, 1 = every "
 	  "fault)", 3 },
 	{ "max-traces", OPT_MAX_TRACES, "N", 0,
-	  "Exact tier: room for N live blocks in BPF (default 1048576); more are counted as lost", 3 },
+	  "Exact tier: room for N live blocks in BPF, preallocated (~90 bytes each; default 1048576); more are counted as lost", 3 },
 	{ "max-walk", OPT_MAX_WALK, "N", 0,
 	  "Count at most N frames per stack for total_nframe (default 1024)", 3 },
 	{ "no-reattribute", OPT_NO_REATTRIBUTE, NULL, 0,
@@ -66,7 +66,7 @@ void cli_trace_init(struct trace_cli *tc)
 	memset(tc, 0, sizeof(*tc));
 	tc->nframe = 1;
 	tc->max_walk = PY_DEFAULT_MAX_WALK;
-	tc->max_traces = 1u << 20;
+	tc->max_traces = EXACT_DEFAULT_MAX_TRACES;
 	tc->sample_pages = 16;
 	tc->reattribute = true;
 	cli_analysis_init(&tc->analysis);

@@ -94,8 +94,8 @@ static struct exact_bpf *open_and_load(const struct exact_opts *opts, bool multi
 	skel->rodata->max_walk = opts->max_walk;
 	skel->rodata->reattribute = opts->reattribute;
 	skel->rodata->report_execs = opts->host_wide;
-	if (opts->max_traces)
-		bpf_map__set_max_entries(skel->maps.live, opts->max_traces);
+	bpf_map__set_max_entries(skel->maps.live,
+				 opts->max_traces ? opts->max_traces : EXACT_DEFAULT_MAX_TRACES);
 	bpf_map__set_max_entries(skel->maps.code_scratch, libbpf_num_possible_cpus());
 	if (multi)
 		bpf_object__for_each_program(prog, skel->obj)
@@ -109,13 +109,58 @@ static struct exact_bpf *open_and_load(const struct exact_opts *opts, bool multi
 	return skel;
 }
 
+/* Kernel memory of the preallocated live-block map: its elements (htab_elem,
+ * key and value: 72 bytes each, measured on 6.18) and a 16-byte bucket per
+ * entry rounded up to a power of two. */
+static unsigned long long live_map_bytes(uint32_t entries)
+{
+	unsigned long long buckets = 1;
+
+	while (buckets < entries)
+		buckets <<= 1;
+	return entries * 72ull + buckets * 16;
+}
+
+/* MemAvailable from /proc/meminfo in bytes, 0 if unknown. */
+static unsigned long long mem_available(void)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib * 1024;
+}
+
+/* The live-block map takes all its memory at load: refuse a size that would
+ * starve the host rather than let the kernel try (or succeed). */
+static int check_live_map_size(uint32_t entries, struct tm_error *err)
+{
+	unsigned long long need = live_map_bytes(entries), avail = mem_available();
+
+	if (avail && need > avail / 2) {
+		tm_error_set(err, "--max-traces %u needs ~%llu MiB of kernel memory, more than half of the %llu MiB available",
+			     entries, need >> 20, avail >> 20);
+		return -1;
+	}
+	return 0;
+}
+
 struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 				       const struct frame_resolver *resolver,
 				       struct tm_error *err)
 {
-	struct exact_tracer *t = calloc(1, sizeof(*t));
+	struct exact_tracer *t;
 	int e;
 
+	if (check_live_map_size(opts->max_traces ? opts->max_traces : EXACT_DEFAULT_MAX_TRACES, err))
+		return NULL;
+	t = calloc(1, sizeof(*t));
 	if (!t) {
 		tm_error_set(err, "out of memory");
 		return NULL;
@@ -136,6 +181,11 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 	t->multi = t->skel != NULL;
 	if (!t->skel)
 		t->skel = open_and_load(opts, false, &e);
+	if (!t->skel && (e == -ENOMEM || e == -E2BIG)) {
+		tm_error_set(err, "cannot load the exact-tier BPF programs: %s (the live-block map preallocates room for %u blocks; lower --max-traces)",
+			     strerror(-e), opts->max_traces ? opts->max_traces : EXACT_DEFAULT_MAX_TRACES);
+		goto fail;
+	}
 	if (!t->skel) {
 		tm_error_set(err, "cannot load the exact-tier BPF programs: %s (run as root on a kernel with BPF, BTF and uprobes)",
 			     strerror(-e));

@@ -15,6 +15,9 @@
 #include "exact.h"
 #include "pyframe.h"
 
+/* Live blocks the BPF map has room for unless told (--max-traces). */
+#define EXACT_DEFAULT_MAX_TRACES (1u << 20)
+
 /* One probe point. */
 struct exact_probe {
 	const char *name;               /* for messages, e.g. "PyObject_Malloc" */
@@ -29,7 +32,7 @@ struct exact_probe {
 struct exact_opts {
 	uint32_t nframe;                /* traceback limit, 1..PY_MAX_NFRAME */
 	uint32_t max_walk;              /* frames counted for total_nframe */
-	uint32_t max_traces;            /* live-block map size */
+	uint32_t max_traces;            /* live-block map size, 0: EXACT_DEFAULT_MAX_TRACES */
 	bool reattribute;               /* follow free-list reuse via _Py_NewReference */
 	bool verbose;                   /* libbpf debug output */
 	/* host-wide mode: on_exec(exec_ctx, pid) for every exec of the host */
