@@ -924,6 +924,92 @@ Test(run_attach, life_only_target_traps, .timeout = 180)
 	remove_dir();
 }
 
+/* Waits until the text of path contains needle; fails if tracer ends first. */
+static void wait_for_text(const char *path, const char *needle, pid_t tracer, const char *what)
+{
+	double end = now_s() + 90;
+
+	for (;;) {
+		char *text = slurp(path, NULL);
+		bool found = text && strstr(text, needle);
+		int status;
+
+		if (found) {
+			free(text);
+			return;
+		}
+		if (waitpid(tracer, &status, WNOHANG) == tracer)
+			cr_assert_fail("%s: tmbpf ended (status %d) before printing '%s': %s", what,
+				       exit_code(status), needle, text ? text : "");
+		free(text);
+		if (now_s() > end) {
+			kill(tracer, SIGKILL);
+			waitpid(tracer, NULL, 0);
+			cr_assert_fail("%s: tmbpf did not print '%s'", what, needle);
+		}
+		usleep(20000);
+	}
+}
+
+/* Exact tier host-wide: `attach --all` traces processes started after it,
+ * each into its own snapshot (BASE.PID.EXT) with the blocks tracemalloc
+ * itself reports, while the probes go on their interpreter file once. */
+Test(run_attach, life_attach_all_exact, .timeout = 240)
+{
+	char python[PATH_MAX], line[PATH_MAX + 64], err[PATH_MAX], snap[PATH_MAX], base[PATH_MAX];
+	char needle[64], name[64];
+	struct expect ea, eb;
+	struct disc_proc a, b;
+	const char *l;
+	char *text;
+	int files = 0;
+	pid_t tracer;
+
+	need_python(LIFE_PY, python, sizeof(python));
+	setup_dir();
+	calibrate(python, "alloc host-a 220", NULL, &ea);
+	calibrate(python, "alloc host-b 330", NULL, &eb);
+	{
+		char out[PATH_MAX];
+		char *argv[] = { TMBPF, "attach", "--all", "--duration", "600", "-q", "-o",
+				 in_dir(base, sizeof(base), "all.pickle"), NULL };
+
+		tracer = start(argv, NULL, NULL, in_dir(out, sizeof(out), "all.out"),
+			       in_dir(err, sizeof(err), "all.err"));
+	}
+	wait_for_text(err, "and every new one", tracer, "attach --all");
+	start_target(&a, python);
+	start_target(&b, python);
+	snprintf(needle, sizeof(needle), "tmbpf: tracing PID %d ", (int)a.pid);
+	wait_for_text(err, needle, tracer, "first target");
+	snprintf(needle, sizeof(needle), "tmbpf: tracing PID %d ", (int)b.pid);
+	wait_for_text(err, needle, tracer, "second target");
+	target_command(&a, "alloc host-a 220", "EXPECT ", line, sizeof(line));
+	cr_assert_str_eq(line, ea.text);
+	target_command(&b, "alloc host-b 330", "EXPECT ", line, sizeof(line));
+	cr_assert_str_eq(line, eb.text);
+	kill(tracer, SIGINT);
+	cr_assert_eq(exit_code(finish(tracer, 90, "attach --all")), 0, "%s",
+		     named_output("all", "err", NULL));
+
+	/* one probe set for the interpreter file both targets run */
+	text = named_output("all", "err", NULL);
+	for (l = text; (l = strstr(l, "tmbpf: probes attached to ")); l++)
+		if (strstr(l, "libpython") && strstr(l, "libpython") < strchr(l, '\n'))
+			files++;
+	fprintf(stderr, "life_attach_all_exact: %d probe set(s) on libpython for 2 processes\n", files);
+	cr_expect_eq(files, 1, "libpython got %d probe sets for two processes: %s", files, text);
+	free(text);
+
+	snprintf(name, sizeof(name), "all.%d.pickle", (int)a.pid);
+	check_snapshot(python, in_dir(snap, sizeof(snap), name), ea.text, "attach --all, first target");
+	snprintf(name, sizeof(name), "all.%d.pickle", (int)b.pid);
+	check_snapshot(python, in_dir(snap, sizeof(snap), name), eb.text, "attach --all, second target");
+	disc_stop(&a);
+	disc_stop(&b);
+	remove_dir();
+}
+
 /* ---------------------------------------------------------------- 3. bad input */
 
 /* argv must fail with exactly one "tmbpf: " line on stderr containing
