@@ -81,6 +81,12 @@ static int handle_event(void *ctx, void *data, size_t len)
 #define ATTACH_UPROBE_MULTI 48          /* BPF_TRACE_UPROBE_MULTI (uapi 6.6) */
 #define UPROBE_MULTI_RETURN 1           /* BPF_F_UPROBE_MULTI_RETURN */
 
+/* Entries of the live-block map. */
+static uint32_t live_entries(const struct exact_opts *opts)
+{
+	return opts->max_traces ? opts->max_traces : EXACT_DEFAULT_MAX_TRACES;
+}
+
 static struct exact_bpf *open_and_load(const struct exact_opts *opts, bool multi, int *err)
 {
 	struct exact_bpf *skel = exact_bpf__open();
@@ -94,8 +100,7 @@ static struct exact_bpf *open_and_load(const struct exact_opts *opts, bool multi
 	skel->rodata->max_walk = opts->max_walk;
 	skel->rodata->reattribute = opts->reattribute;
 	skel->rodata->report_execs = opts->host_wide;
-	bpf_map__set_max_entries(skel->maps.live,
-				 opts->max_traces ? opts->max_traces : EXACT_DEFAULT_MAX_TRACES);
+	bpf_map__set_max_entries(skel->maps.live, live_entries(opts));
 	bpf_map__set_max_entries(skel->maps.code_scratch, libbpf_num_possible_cpus());
 	if (multi)
 		bpf_object__for_each_program(prog, skel->obj)
@@ -158,7 +163,7 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 	struct exact_tracer *t;
 	int e;
 
-	if (check_live_map_size(opts->max_traces ? opts->max_traces : EXACT_DEFAULT_MAX_TRACES, err))
+	if (check_live_map_size(live_entries(opts), err))
 		return NULL;
 	t = calloc(1, sizeof(*t));
 	if (!t) {
@@ -183,7 +188,7 @@ struct exact_tracer *exact_tracer_open(const struct exact_opts *opts,
 		t->skel = open_and_load(opts, false, &e);
 	if (!t->skel && (e == -ENOMEM || e == -E2BIG)) {
 		tm_error_set(err, "cannot load the exact-tier BPF programs: %s (the live-block map preallocates room for %u blocks; lower --max-traces)",
-			     strerror(-e), opts->max_traces ? opts->max_traces : EXACT_DEFAULT_MAX_TRACES);
+			     strerror(-e), live_entries(opts));
 		goto fail;
 	}
 	if (!t->skel) {
