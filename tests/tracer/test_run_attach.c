@@ -606,6 +606,33 @@ static void check_snapshot(const char *python, const char *snap, const char *exp
 		     what, snap);
 }
 
+/* Waits until the text of path contains needle; fails if tracer ends first. */
+static void wait_for_text(const char *path, const char *needle, pid_t tracer, const char *what)
+{
+	double end = now_s() + 90;
+
+	for (;;) {
+		char *text = slurp(path, NULL);
+		bool found = text && strstr(text, needle);
+		int status;
+
+		if (found) {
+			free(text);
+			return;
+		}
+		if (waitpid(tracer, &status, WNOHANG) == tracer)
+			cr_assert_fail("%s: tmbpf ended (status %d) before printing '%s': %s", what,
+				       exit_code(status), needle, text ? text : "");
+		free(text);
+		if (now_s() > end) {
+			kill(tracer, SIGKILL);
+			waitpid(tracer, NULL, 0);
+			cr_assert_fail("%s: tmbpf did not print '%s'", what, needle);
+		}
+		usleep(20000);
+	}
+}
+
 struct tracer {
 	pid_t pid;
 	char name[32];                  /* its outputs: NAME.out / NAME.err */
@@ -619,7 +646,6 @@ static void attach_start(struct tracer *t, pid_t target, const char *name, const
 	char out[PATH_MAX], err[PATH_MAX], pid[16], snap_name[64];
 	char *argv[] = { TMBPF, "attach", "-p", pid, "--duration", (char *)duration, "-q", "-o",
 			 t->snap, verbose ? "--verbose" : NULL, NULL };
-	double end = now_s() + 90;
 
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	snprintf(pid, sizeof(pid), "%d", (int)target);
@@ -629,26 +655,7 @@ static void attach_start(struct tracer *t, pid_t target, const char *name, const
 	in_dir(out, sizeof(out), snap_name);
 	snprintf(snap_name, sizeof(snap_name), "%s.err", name);
 	t->pid = start(argv, NULL, NULL, out, in_dir(err, sizeof(err), snap_name));
-	for (;;) {
-		char *text = slurp(err, NULL);
-		bool ready = text && strstr(text, "tmbpf: tracing PID");
-		int status;
-
-		if (ready) {
-			free(text);
-			return;
-		}
-		if (waitpid(t->pid, &status, WNOHANG) == t->pid)
-			cr_assert_fail("tmbpf attach %s ended (status %d) before tracing: %s", name,
-				       exit_code(status), text ? text : "");
-		free(text);
-		if (now_s() > end) {
-			kill(t->pid, SIGKILL);
-			waitpid(t->pid, NULL, 0);
-			cr_assert_fail("tmbpf attach %s did not start tracing", name);
-		}
-		usleep(20000);
-	}
+	wait_for_text(err, "tmbpf: tracing PID", t->pid, name);
 }
 
 /* Ctrl-C: the final snapshot is written; returns the exit code. */
@@ -922,33 +929,6 @@ Test(run_attach, life_only_target_traps, .timeout = 180)
 	disc_stop(&a);
 	disc_stop(&b);
 	remove_dir();
-}
-
-/* Waits until the text of path contains needle; fails if tracer ends first. */
-static void wait_for_text(const char *path, const char *needle, pid_t tracer, const char *what)
-{
-	double end = now_s() + 90;
-
-	for (;;) {
-		char *text = slurp(path, NULL);
-		bool found = text && strstr(text, needle);
-		int status;
-
-		if (found) {
-			free(text);
-			return;
-		}
-		if (waitpid(tracer, &status, WNOHANG) == tracer)
-			cr_assert_fail("%s: tmbpf ended (status %d) before printing '%s': %s", what,
-				       exit_code(status), needle, text ? text : "");
-		free(text);
-		if (now_s() > end) {
-			kill(tracer, SIGKILL);
-			waitpid(tracer, NULL, 0);
-			cr_assert_fail("%s: tmbpf did not print '%s'", what, needle);
-		}
-		usleep(20000);
-	}
 }
 
 /* Exact tier host-wide: `attach --all` traces processes started after it,
