@@ -1297,9 +1297,15 @@ PER_PYTHON(diff, diff_growth, 90)
  * time: between the first interval snapshot (0.5 s, after its warm-up) and
  * the last one taken while it runs (2 s), no line of it grows by more than
  * 1 MiB (about two ticks' worth of its largest site: which tick a snapshot
- * catches, and the sampling, make it vary), all of them together by less
- * than 2 MiB, and RSS by less than 1 MiB; the growing workload's lines grow
- * by 1.5 to 20 MiB each in the same time. */
+ * catches, and the sampling, make it vary), and neither all of them together
+ * nor RSS by as much as two ticks' allocations (4 MiB): a snapshot may land
+ * just before or just after a tick's ~2 MiB are allocated, and glibc hands
+ * the 384 KiB buffers out by mmap or from the heap as its threshold moves,
+ * so a difference of one tick is not a trend (1.1 MiB of RSS was seen).
+ * Leaking 3% of what it allocates would exceed that; the growing workload's
+ * lines grow by 1.5 to 20 MiB each in the same time. */
+#define STEADY_TWO_TICKS (4 << 20)
+
 static void steady(const struct disc_python *py)
 {
 	static const char *const steady_sites[] = { "s_objects", "s_bytes", "s_cache", "s_cbuf", "s_kernel" };
@@ -1361,8 +1367,10 @@ static void steady(const struct disc_python *py)
 			"%" PRIu64 " pages faulted between snapshots 1 and %u: workload lines grew by %+.1f KiB "
 			"in all (largest %+.1f KiB), RSS %+.1f KiB\n", py->name, ticks, faulted, last - 1,
 			(double)total / 1024, (double)worst / 1024, (double)rss / 1024);
-		cr_expect_lt(total, 2 << 20, "%s: the workload's lines grew by %" PRId64 " B", py->name, total);
-		cr_expect_lt(rss, 1 << 20, "%s: RSS grew by %" PRId64 " B: not a steady state", py->name, rss);
+		cr_expect_lt(total, STEADY_TWO_TICKS, "%s: the workload's lines grew by %" PRId64 " B",
+			     py->name, total);
+		cr_expect_lt(rss, STEADY_TWO_TICKS, "%s: RSS grew by %" PRId64 " B: not a steady state",
+			     py->name, rss);
 		cr_expect_gt(ticks, 40, "%s: the workload did too little", py->name);
 	}
 	/* what it holds is what one tick holds: its sites are all there */
