@@ -3,6 +3,7 @@ tests/tracer/test_run_attach.c. Runs with the traced interpreter itself, so
 both pickles load with the tracemalloc that wrote the ground truth.
 
 Usage: run_compare.py OURS.pickle TRUTH.pickle TMBPF_STATS.json N TOLERANCE OWN
+                      INTERPRETER_TOLERANCE
 
 Both snapshots are filtered as the docs' display_top() does (without
 "<frozen importlib._bootstrap>" and "<unknown>") and grouped by 'lineno'.
@@ -11,7 +12,10 @@ OURS: it must equal what this tracemalloc computes from the same file.
 
 The N biggest lines of each side must agree: every line in either top N is
 on the other side with a size within TOLERANCE (relative to the larger of
-the two). A line may be in one top N only when it is at the boundary: within
+the two) if it is the workload's own, INTERPRETER_TOLERANCE if it is not:
+what the interpreter's own lines hold varies between runs of the same
+program without any tracer (3.10, text workload, PYTHONTRACEMALLOC=1 runs:
+abc.py:123 held 14,198, 14,513 or 14,765 B, whole 63-byte blocks apart). A line may be in one top N only when it is at the boundary: within
 TOLERANCE of the N-th size on both sides (two nearly equal lines can swap
 ranks N and N+1). Lines whose file name contains OWN are the workload's own.
 
@@ -25,8 +29,8 @@ import json
 import sys
 import tracemalloc
 
-ours_path, truth_path, stats_path, n, tol, own = sys.argv[1:7]
-N, TOL = int(n), float(tol)
+ours_path, truth_path, stats_path, n, tol, own, tol_other = sys.argv[1:8]
+N, TOL_OWN, TOL_OTHER = int(n), float(tol), float(tol_other)
 FILTERS = (tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
            tracemalloc.Filter(False, "<unknown>"))
 
@@ -67,6 +71,7 @@ worst, worst_line = 0.0, "-"
 def check(line, tag, rank):
     global bad, own_bad, absent, worst, worst_line
     o, t = size_ours.get(line, 0), size_truth.get(line, 0)
+    tol = TOL_OWN if own in line else TOL_OTHER
     pct = 100.0 * abs(o - t) / max(o, t, 1)
     if pct > worst:
         worst, worst_line = pct, line
@@ -74,10 +79,10 @@ def check(line, tag, rank):
     if not o or not t:
         status = "ABSENT"
         absent += 1
-    elif pct > 100 * TOL:
+    elif pct > 100 * tol:
         status = "DIFF"
     elif (line in top_ours) != (line in top_truth) and not (
-            o >= (1 - TOL) * edge_ours and t >= (1 - TOL) * edge_truth):
+            o >= (1 - tol) * edge_ours and t >= (1 - tol) * edge_truth):
         status = "RANK"
     if status != "ok":
         bad += 1

@@ -46,6 +46,9 @@
 #define WRAPPER "tests/py/run_wrapper.py"
 #define TOP_N "10"
 #define TOLERANCE "0.02"
+/* for lines that are not the workload's own: CPython's own run-to-run
+ * variation reaches 3.8% on them (see tests/py/run_compare.py) */
+#define INTERPRETER_TOLERANCE "0.05"
 /* display_top()'s filters, for tmbpf stats as for tracemalloc */
 #define EXCLUDE_BOOTSTRAP "--exclude=<frozen importlib._bootstrap>"
 #define EXCLUDE_UNKNOWN "--exclude=<unknown>"
@@ -436,7 +439,8 @@ static void agreement(const struct disc_python *py)
 	/* tracemalloc of the traced interpreter on both pickles */
 	for (size_t i = 0; i < W; i++) {
 		char *cargv[] = { python, "tests/py/run_compare.py", ours[i], truth[i], stats[i],
-				  TOP_N, TOLERANCE, (char *)workloads[i].own, NULL };
+				  TOP_N, TOLERANCE, (char *)workloads[i].own,
+				  INTERPRETER_TOLERANCE, NULL };
 
 		if (run[i])
 			pid[i] = start_named(cargv, NULL, cmp_n[i]);
@@ -482,14 +486,14 @@ static void agreement(const struct disc_python *py)
 			cr_expect_eq(r.own_bad, 0, "%s %s: the workload's own lines disagree:\n%s",
 				     py->name, w->name, cmp);
 		if (limit && r.bad) {
-			cr_log_info("KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond 2%% "
+			cr_log_info("KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond their tolerance "
 				    "(worst %.2f%%, %s): free-list reuse is not seen: %s", py->name,
 				    w->name, r.bad, r.n, r.worst, r.worst_line, limit);
 			fprintf(stderr, "KNOWN LIMITATION CPython %s, %s: %d of the top %d lines beyond "
-				"2%% (worst %.2f%%, %s): free-list reuse is not seen: %s\n", py->name,
+				"their tolerance (worst %.2f%%, %s): free-list reuse is not seen: %s\n", py->name,
 				w->name, r.bad, r.n, r.worst, r.worst_line, limit);
 		} else if (w->scheduling_noise && r.bad) {
-			fprintf(stderr, "NOT ASSERTED CPython %s, %s: %d of the top %d lines beyond 2%% "
+			fprintf(stderr, "NOT ASSERTED CPython %s, %s: %d of the top %d lines beyond their tolerance "
 				"(worst %.2f%%, %s): thread scheduling varies them between CPython runs too\n",
 				py->name, w->name, r.bad, r.n, r.worst, r.worst_line);
 		} else {
