@@ -497,7 +497,8 @@ static void agreement(const struct disc_python *py)
 				"(worst %.2f%%, %s): thread scheduling varies them between CPython runs too\n",
 				py->name, w->name, r.bad, r.n, r.worst, r.worst_line);
 		} else {
-			cr_expect_eq(r.bad, 0, "%s %s: top lines disagree:\n%s", py->name, w->name, cmp);
+			cr_expect_eq(r.bad, 0, "%s %s: %d top lines disagree, worst %.2f%% at %s:\n%s",
+				     py->name, w->name, r.bad, r.worst, r.worst_line, cmp);
 		}
 		if (w->expect_lines) {
 			/* exact figures: the model agrees with tracemalloc, and we with both */
