@@ -41,6 +41,11 @@ tracemalloc.clear_traces()
 print("READY", os.getpid(), flush=True)
 sys.stdin.readline()
 phase2.run()
+# No collection from here on: the comparison below allocates enough to
+# trigger one, which would free phase 2's cyclic garbage (its threads'
+# objects) after both snapshots and reuse their addresses for the parsing,
+# so that the lookup by address would find the parser's traceback there.
+gc.disable()
 snap = tracemalloc.take_snapshot()
 print("MARK", flush=True)
 path = sys.stdin.readline().strip()
@@ -81,10 +86,16 @@ b_theirs = sum(t[1] for t in theirs)
 # every block of ours must be traced by tracemalloc at the same address and
 # with the same traceback
 addr_ok = 0
+addr_missing = Counter()        # not traced by tracemalloc at that address
+addr_other = Counter()          # traced there with another traceback
 for domain, addr, size, frames, _ in ours:
     tb = get_tb(domain, addr)
     if tb is not None and tuple(tb) == frames:
         addr_ok += 1
+    elif tb is None:
+        addr_missing[(size, frames[:2])] += 1
+    else:
+        addr_other[(size, frames[:2], tuple(tb)[:2])] += 1
 
 # where they differ, for the test log
 diff_ours = (c_ours - c_theirs).most_common(5)
@@ -96,3 +107,10 @@ for k, v in diff_ours:
     print("ONLY_OURS %d x domain=%d size=%d total=%s %s" % (v, k[0], k[1], k[3], k[2][:2]), flush=True)
 for k, v in diff_theirs:
     print("ONLY_TRACEMALLOC %d x domain=%d size=%d total=%s %s" % (v, k[0], k[1], k[3], k[2][:2]), flush=True)
+print("ADDRESS_MISMATCH %d not traced there, %d with another traceback"
+      % (sum(addr_missing.values()), sum(addr_other.values())), flush=True)
+for (size, frames), v in addr_missing.most_common(3):
+    print("ADDRESS_NOT_TRACED %d x size=%d ours=%s" % (v, size, frames), flush=True)
+for (size, frames, tb), v in addr_other.most_common(3):
+    print("ADDRESS_OTHER_TRACEBACK %d x size=%d ours=%s tracemalloc=%s" % (v, size, frames, tb),
+          flush=True)
