@@ -15,14 +15,15 @@ on the other side with a size within TOLERANCE (relative to the larger of
 the two) if it is the workload's own, INTERPRETER_TOLERANCE if it is not:
 what the interpreter's own lines hold varies between runs of the same
 program without any tracer (3.10, text workload, PYTHONTRACEMALLOC=1 runs:
-abc.py:123 held 14,198, 14,513 or 14,765 B, whole 63-byte blocks apart). A line may be in one top N only when it is at the boundary: within
-TOLERANCE of the N-th size on both sides (two nearly equal lines can swap
+abc.py:123 held 14,198, 14,513 or 14,765 B, whole 63-byte blocks apart).
+A line may be in one top N only when it is at the boundary: within its
+tolerance of the N-th size on both sides (two nearly equal lines can swap
 ranks N and N+1). Lines whose file name contains OWN are the workload's own.
 
 Prints one "LINE rank file:lineno ours=B truth=B diff=P% STATUS" per line of
 the truth's top N, "EXTRA ..." for lines only in our top N, then
   RESULT n=N bad=B own_bad=O absent=A worst_pct=W stats_equal=0|1 worst=FILE:LINENO
-(bad: lines beyond TOLERANCE or ranked apart; own_bad: those of OWN, except
+(bad: lines beyond their tolerance or ranked apart; own_bad: those of OWN, except
 rank swaps; absent: lines missing on one side altogether).
 """
 import json
