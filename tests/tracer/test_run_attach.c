@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "live_python.h"
+#include "tracer/procmaps.h"
 
 #define TMBPF "build/san/tmbpf"
 #define WRAPPER "tests/py/run_wrapper.py"
@@ -719,30 +720,29 @@ static size_t parse_probes(const char *err_text, struct probe_site *out, size_t 
 /* The byte of pid's memory where site is mapped (-1 if not mapped). */
 static int byte_in(pid_t pid, const struct probe_site *s)
 {
-	char path[64], line[PATH_MAX + 128];
-	unsigned long long start, end, off;
-	int pos = 0, fd, value = -1;
-	FILE *f;
+	struct tm_error err = { "" };
+	struct procmaps m;
+	int value = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "r");
-	cr_assert_not_null(f);
-	while (value < 0 && fgets(line, sizeof(line), f)) {
+	cr_assert_eq(procmaps_read(pid, &m, &err), 0, "%s", err.msg);
+	for (size_t i = 0; i < m.n && value < 0; i++) {
+		const struct procmaps_entry *e = &m.v[i];
+		char path[64];
 		unsigned char byte;
+		int fd;
 
-		line[strcspn(line, "\n")] = '\0';
-		if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &start, &end, &off, &pos) < 3 || !pos ||
-		    strcmp(line + pos, s->in_maps) || s->offset < off || s->offset >= off + (end - start))
+		if (strcmp(e->path, s->in_maps) || s->offset < e->offset ||
+		    s->offset >= e->offset + (e->end - e->start))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
 		fd = open(path, O_RDONLY);
 		cr_assert_geq(fd, 0);
-		cr_assert_eq(pread(fd, &byte, 1, (off_t)(start + s->offset - off)), 1, "read %s: %s", path,
-			     strerror(errno));
+		cr_assert_eq(pread(fd, &byte, 1, (off_t)(e->start + s->offset - e->offset)), 1,
+			     "read %s: %s", path, strerror(errno));
 		close(fd);
 		value = byte;
 	}
-	fclose(f);
+	procmaps_free(&m);
 	return value;
 }
 
@@ -940,21 +940,15 @@ Test(run_attach, life_only_target_traps, .timeout = 180)
  * /proc/PID/maps names it. */
 static void mapped_file(pid_t pid, const char *needle, char *out, size_t size)
 {
-	char path[64], line[PATH_MAX + 128];
-	int pos;
-	FILE *f;
+	struct tm_error err = { "" };
+	struct procmaps m;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "r");
-	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(procmaps_read(pid, &m, &err), 0, "%s", err.msg);
 	out[0] = '\0';
-	while (!out[0] && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		pos = 0;
-		if (sscanf(line, "%*x-%*x %*s %*x %*s %*s %n", &pos) == 0 && pos && strstr(line + pos, needle))
-			snprintf(out, size, "%s", line + pos);
-	}
-	fclose(f);
+	for (size_t i = 0; i < m.n && !out[0]; i++)
+		if (strstr(m.v[i].path, needle))
+			snprintf(out, size, "%s", m.v[i].path);
+	procmaps_free(&m);
 	cr_assert(out[0], "no mapping of %s in PID %d", needle, (int)pid);
 }
 
