@@ -301,40 +301,64 @@ static inline struct tm_snapshot *files_load_way(files_input_loader load,
 	return load(&in, w->flags, err);
 }
 
+/* Every grouping statistics() and compare_to() accept. */
+static const struct files_grouping {
+	enum tm_key_type k;
+	bool cumulative;
+} files_groupings[] = {
+	{ TM_KEY_LINENO, false }, { TM_KEY_FILENAME, false }, { TM_KEY_TRACEBACK, false },
+	{ TM_KEY_LINENO, true }, { TM_KEY_FILENAME, true },
+};
+#define FILES_NGROUPINGS (sizeof(files_groupings) / sizeof(files_groupings[0]))
+
+/* Entry i of two statistics (or diff) lists has the same frames. */
+static inline void files_assert_same_frames(const struct tm_stat_frame *x,
+					    const struct tm_stat_frame *y, uint32_t nframe,
+					    const char *what, size_t i)
+{
+	for (uint32_t k = 0; k < nframe; k++)
+		cr_assert(x[k].lineno == y[k].lineno && x[k].filename.len == y[k].filename.len &&
+				  !memcmp(x[k].filename.data, y[k].filename.data, x[k].filename.len),
+			  "%s: entry %zu frame %u differs", what, i, k);
+}
+
+/* The bytes of s in the native format (caller frees). */
+static inline char *files_native_bytes(const struct tm_snapshot *s, size_t *len)
+{
+	struct tm_error err = { "" };
+	char *buf = NULL;
+	FILE *fp = open_memstream(&buf, len);
+
+	cr_assert_not_null(fp);
+	cr_assert_eq(tm_native_write(s, fp, &err), 0, "%s", err.msg);
+	cr_assert_eq(fclose(fp), 0);
+	return buf;
+}
+
 /* The statistics of a and b for every key type are the same, value by value. */
 static inline void files_assert_same_stats(const struct tm_snapshot *a,
 					   const struct tm_snapshot *b, const char *what)
 {
-	static const struct { enum tm_key_type k; bool cumulative; } combos[] = {
-		{ TM_KEY_LINENO, false }, { TM_KEY_FILENAME, false }, { TM_KEY_TRACEBACK, false },
-		{ TM_KEY_LINENO, true }, { TM_KEY_FILENAME, true },
-	};
-
-	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
+	for (size_t c = 0; c < FILES_NGROUPINGS; c++) {
+		const struct files_grouping *g = &files_groupings[c];
 		struct tm_stats sa, sb;
 		struct tm_error err = { "" };
 
-		cr_assert_eq(tm_statistics(a, combos[c].k, combos[c].cumulative, &sa, &err), 0,
-			     "%s: %s", what, err.msg);
-		cr_assert_eq(tm_statistics(b, combos[c].k, combos[c].cumulative, &sb, &err), 0,
-			     "%s: %s", what, err.msg);
+		cr_assert_eq(tm_statistics(a, g->k, g->cumulative, &sa, &err), 0, "%s: %s", what,
+			     err.msg);
+		cr_assert_eq(tm_statistics(b, g->k, g->cumulative, &sb, &err), 0, "%s: %s", what,
+			     err.msg);
 		cr_assert_eq(sa.n, sb.n, "%s: %zu vs %zu statistics (%s%s)", what, sa.n, sb.n,
-			     tm_key_type_name(combos[c].k), combos[c].cumulative ? ", cumulative" : "");
+			     tm_key_type_name(g->k), g->cumulative ? ", cumulative" : "");
 		for (size_t i = 0; i < sa.n; i++) {
 			const struct tm_statistic *x = &sa.stats[i], *y = &sb.stats[i];
 
 			cr_assert(x->size == y->size && x->count == y->count && x->nframe == y->nframe,
 				  "%s: statistic %zu (%s%s): %" PRIu64 " B in %" PRIu64 " vs %" PRIu64
-				  " B in %" PRIu64, what, i, tm_key_type_name(combos[c].k),
-				  combos[c].cumulative ? ", cumulative" : "", x->size, x->count,
-				  y->size, y->count);
-			for (uint32_t k = 0; k < x->nframe; k++)
-				cr_assert(x->frames[k].lineno == y->frames[k].lineno &&
-						  x->frames[k].filename.len == y->frames[k].filename.len &&
-						  !memcmp(x->frames[k].filename.data,
-							  y->frames[k].filename.data,
-							  x->frames[k].filename.len),
-					  "%s: statistic %zu frame %u differs", what, i, k);
+				  " B in %" PRIu64, what, i, tm_key_type_name(g->k),
+				  g->cumulative ? ", cumulative" : "", x->size, x->count, y->size,
+				  y->count);
+			files_assert_same_frames(x->frames, y->frames, x->nframe, what, i);
 		}
 		tm_stats_free(&sa);
 		tm_stats_free(&sb);

@@ -23,24 +23,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static char *read_whole(const char *path, size_t *len)
-{
-	return files_read(path, len);
-}
-
-/* The bytes of s in the native format. */
-static char *native_of(const struct tm_snapshot *s, size_t *len)
-{
-	struct tm_error err = { "" };
-	char *buf = NULL;
-	FILE *fp = open_memstream(&buf, len);
-
-	cr_assert_not_null(fp);
-	cr_assert_eq(tm_native_write(s, fp, &err), 0, "%s", err.msg);
-	cr_assert_eq(fclose(fp), 0);
-	return buf;
-}
-
 /* A snapshot written by CPython's Snapshot.dump() (tests/py/cli_mksnap.py). */
 static char *mksnap(const char *python, const char *dir, const char *name, const char *seed,
 		    const char *traces, bool weird)
@@ -68,19 +50,15 @@ static void assert_same_diffs(const struct tm_snapshot *new_a, const struct tm_s
 			      const struct tm_snapshot *new_b, const struct tm_snapshot *old_b,
 			      const char *what)
 {
-	static const struct { enum tm_key_type k; bool cumulative; } combos[] = {
-		{ TM_KEY_LINENO, false }, { TM_KEY_FILENAME, false }, { TM_KEY_TRACEBACK, false },
-		{ TM_KEY_LINENO, true }, { TM_KEY_FILENAME, true },
-	};
-
-	for (size_t c = 0; c < sizeof(combos) / sizeof(combos[0]); c++) {
+	for (size_t c = 0; c < FILES_NGROUPINGS; c++) {
+		const struct files_grouping *g = &files_groupings[c];
 		struct tm_stats a, b;
 		struct tm_error err = { "" };
 
-		cr_assert_eq(tm_compare_to(new_a, old_a, combos[c].k, combos[c].cumulative, &a, &err),
-			     0, "%s", err.msg);
-		cr_assert_eq(tm_compare_to(new_b, old_b, combos[c].k, combos[c].cumulative, &b, &err),
-			     0, "%s", err.msg);
+		cr_assert_eq(tm_compare_to(new_a, old_a, g->k, g->cumulative, &a, &err), 0, "%s",
+			     err.msg);
+		cr_assert_eq(tm_compare_to(new_b, old_b, g->k, g->cumulative, &b, &err), 0, "%s",
+			     err.msg);
 		cr_assert_eq(a.n, b.n, "%s: %zu vs %zu diffs", what, a.n, b.n);
 		for (size_t i = 0; i < a.n; i++) {
 			const struct tm_statistic_diff *x = &a.diffs[i], *y = &b.diffs[i];
@@ -88,15 +66,9 @@ static void assert_same_diffs(const struct tm_snapshot *new_a, const struct tm_s
 			cr_assert(x->size == y->size && x->size_diff == y->size_diff &&
 					  x->count == y->count && x->count_diff == y->count_diff &&
 					  x->nframe == y->nframe,
-				  "%s: diff %zu (%s%s) differs", what, i,
-				  tm_key_type_name(combos[c].k), combos[c].cumulative ? ", cumulative" : "");
-			for (uint32_t k = 0; k < x->nframe; k++)
-				cr_assert(x->frames[k].lineno == y->frames[k].lineno &&
-						  x->frames[k].filename.len == y->frames[k].filename.len &&
-						  !memcmp(x->frames[k].filename.data,
-							  y->frames[k].filename.data,
-							  x->frames[k].filename.len),
-					  "%s: diff %zu frame %u differs", what, i, k);
+				  "%s: diff %zu (%s%s) differs", what, i, tm_key_type_name(g->k),
+				  g->cumulative ? ", cumulative" : "");
+			files_assert_same_frames(x->frames, y->frames, x->nframe, what, i);
 		}
 		tm_stats_free(&a);
 		tm_stats_free(&b);
@@ -122,7 +94,7 @@ static void check_corpus(const char *corpus, files_input_loader load)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", corpus, e->d_name);
-		data = read_whole(path, &len);
+		data = files_read(path, &len);
 		files_check_ways_with(load, data, len, true, path);
 		files_check_ways(data, len, false, path);
 		free(data);
@@ -216,7 +188,7 @@ static void check_dumps(const char *python_name, size_t which)
 	paths[3] = mksnap(python, dir, "new-weird.pickle", "4", "30000", true);
 	for (int i = 0; i < 4; i++) {
 		size_t len, nlen;
-		char *data = read_whole(paths[i], &len), *native;
+		char *data = files_read(paths[i], &len), *native;
 		char what[256];
 
 		snprintf(what, sizeof(what), "CPython %s %s", files_pythons[which].name,
@@ -231,7 +203,7 @@ static void check_dumps(const char *python_name, size_t which)
 		check_filters(full[i], data, len, TM_LOAD_AGGREGATE, what);
 		check_filters(full[i], data, len, TM_LOAD_NO_DOMAINS, what);
 		/* the same snapshot as a native file */
-		native = native_of(full[i], &nlen);
+		native = files_native_bytes(full[i], &nlen);
 		strcat(what, " as native");
 		files_check_ways(native, nlen, true, what);
 		check_filters(full[i], native, nlen, TM_LOAD_AGGREGATE, what);
@@ -286,7 +258,7 @@ static void check_odd_pickles(size_t which)
 
 		if (e->d_name[0] == '.')
 			continue;
-		data = read_whole(files_path(dir, e->d_name), &len);
+		data = files_read(files_path(dir, e->d_name), &len);
 		files_check_ways_with(tm_pickle_load_input, data, len, true, e->d_name);
 		{
 			struct tm_error err = { "" };
@@ -323,7 +295,7 @@ static uint64_t next_rand(void)
 static void mutate_and_check(const char *path, files_input_loader load, int rounds)
 {
 	size_t len;
-	char *good = read_whole(path, &len), *b = malloc(len + 64);
+	char *good = files_read(path, &len), *b = malloc(len + 64);
 
 	cr_assert_not_null(b);
 	for (int r = 0; r < rounds; r++) {
@@ -418,7 +390,7 @@ Test(aggregate, many_domains_and_big_sizes)
 	cr_assert_not_null(fp);
 	cr_assert_eq(tm_pickle_write(s, fp, TM_PICKLE_PY39, &err), 0, "%s", err.msg);
 	cr_assert_eq(fclose(fp), 0);
-	nat = native_of(s, &natlen);
+	nat = files_native_bytes(s, &natlen);
 	files_check_ways(pk, pklen, true, "many domains, pickle");
 	files_check_ways(nat, natlen, true, "many domains, native");
 	check_filters(s, nat, natlen, TM_LOAD_AGGREGATE, "many domains, native");
@@ -545,7 +517,7 @@ Test(aggregate, a_file_shortened_while_read_is_refused)
 	char *dir = analysis_tmpdir();
 	const char *path = files_path(dir, "cut.pickle");
 	size_t len;
-	char *data = read_whole("tests/fuzz/corpus/fuzz_pickle/py311-real.pickle", &len);
+	char *data = files_read("tests/fuzz/corpus/fuzz_pickle/py311-real.pickle", &len);
 	int fd;
 
 	files_write(path, data, len);

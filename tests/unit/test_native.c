@@ -80,19 +80,6 @@ static struct tm_snapshot *rich_snapshot(void)
 	return s;
 }
 
-/* The native bytes of s (caller frees). */
-static char *native_bytes(const struct tm_snapshot *s, size_t *len)
-{
-	struct tm_error err = { "" };
-	char *buf = NULL;
-	FILE *fp = open_memstream(&buf, len);
-
-	cr_assert_not_null(fp);
-	cr_assert_eq(tm_native_write(s, fp, &err), 0, "%s", err.msg);
-	cr_assert_eq(fclose(fp), 0);
-	return buf;
-}
-
 /* Same tables, byte for byte: a native round trip copies them as they are. */
 static void assert_identical(const struct tm_snapshot *got, const struct tm_snapshot *want)
 {
@@ -175,7 +162,7 @@ Test(native, rich_snapshot_round_trip)
 
 	/* the file is a pure function of the snapshot: no stray padding bytes */
 	first = files_read(path, &len);
-	again = native_bytes(s, &len2);
+	again = files_native_bytes(s, &len2);
 	cr_assert_eq(len, len2);
 	cr_assert_eq(memcmp(first, again, len), 0);
 	free(first);
@@ -189,7 +176,7 @@ Test(native, empty_snapshot_round_trip)
 	struct tm_snapshot *s = tm_snapshot_new(), *back;
 	struct tm_error err = { "" };
 	size_t len;
-	char *buf = native_bytes(s, &len);
+	char *buf = files_native_bytes(s, &len);
 
 	cr_assert_eq(len, 256 + 8, "header + the string table's end offset");
 	back = tm_native_load_mem(buf, len, &err);
@@ -235,7 +222,7 @@ Test(native, documented_layout)
 {
 	struct tm_snapshot *s = rich_snapshot();
 	size_t len;
-	char *b = native_bytes(s, &len);
+	char *b = files_native_bytes(s, &len);
 	uint64_t end = 256;
 	static const uint64_t elem[NSEC] = { 8, 1, 8, 4, 12, 24, 16 };
 	const uint64_t count[NSEC] = {
@@ -308,7 +295,7 @@ Test(native, newer_minor_version_with_a_longer_header_loads)
 	struct tm_snapshot *s = rich_snapshot(), *back;
 	struct tm_error err = { "" };
 	size_t len;
-	char *b = native_bytes(s, &len), *n = malloc(len + 16);
+	char *b = files_native_bytes(s, &len), *n = malloc(len + 16);
 
 	cr_assert_not_null(n);
 	memcpy(n, b, 256);
@@ -439,7 +426,7 @@ Test(native, every_check_refuses_its_corruption)
 	uint32_t ns = s->nstrings, nf = s->nframes;
 	char want[256];
 
-	c.good = native_bytes(s, &c.len);
+	c.good = files_native_bytes(s, &c.len);
 
 	/* the header */
 	expect_corrupt(&c, set_magic1, 'T', "not a tmbpf native snapshot (bad magic)", "magic");
@@ -547,7 +534,7 @@ Test(native, every_truncation_is_refused)
 {
 	struct tm_snapshot *s = rich_snapshot();
 	size_t len, n;
-	char *b = native_bytes(s, &len), *cut = malloc(len);
+	char *b = files_native_bytes(s, &len), *cut = malloc(len);
 
 	cr_assert_not_null(cut);
 	for (n = 0; n < len; n++) {
