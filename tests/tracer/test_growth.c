@@ -1124,6 +1124,19 @@ static void wait_for_text(const char *path, const char *text, int timeout_s)
 	cr_assert_fail("%s never said '%s'", path, text);
 }
 
+/* Runs `tmbpf attach` (argv) on the waiting workload w: once tmbpf says it
+ * traces, w goes; tmbpf must then end by itself (--duration, or the
+ * target's exit) within timeout_s with status 0. */
+static void attach_while_it_runs(struct workload *w, char *const argv[], const char *out_path,
+				 const char *err_path, int timeout_s)
+{
+	pid_t tm = start_cmd(argv, out_path, err_path);
+
+	wait_for_text(err_path, "tmbpf: tracing PID", 30);
+	workload_go(w);
+	cr_assert_eq(wait_cmd(tm, timeout_s), 0, "tmbpf attach failed:\n%s", slurp(err_path));
+}
+
 struct diff_line {
 	char filename[1024];
 	unsigned lineno;
@@ -1206,7 +1219,6 @@ static void diff_growth(const struct disc_python *py)
 	struct workload w;
 	double detect_s = -1;
 	unsigned last = 0;
-	pid_t tm;
 	char *report;
 
 	disc_require(py, python, sizeof(python));
@@ -1216,10 +1228,7 @@ static void diff_growth(const struct disc_python *py)
 	snprintf(base, sizeof(base), "%s/s.tmbpf", dir.path);
 	snprintf(out, sizeof(out), "%s/report.txt", dir.path);
 	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
-	tm = start_cmd(argv, out, err_path);
-	wait_for_text(err_path, "tmbpf: tracing PID", 30);
-	workload_go(&w);
-	cr_assert_eq(wait_cmd(tm, 60), 0, "tmbpf attach failed:\n%s", slurp(err_path));
+	attach_while_it_runs(&w, argv, out, err_path, 60);
 	workload_mark(&w, NULL);
 	snprintf(old, sizeof(old), "%s/s.1.tmbpf", dir.path);
 	for (unsigned k = 2; k < 20; k++) {
@@ -1319,7 +1328,6 @@ static void steady(const struct disc_python *py)
 	int64_t total = 0, worst = 0;
 	unsigned last = 0;
 	size_t n;
-	pid_t tm;
 
 	disc_require(py, python, sizeof(python));
 	tmpdir_make(&dir);
@@ -1327,10 +1335,7 @@ static void steady(const struct disc_python *py)
 	snprintf(pid_s, sizeof(pid_s), "%d", (int)w.p.pid);
 	snprintf(base, sizeof(base), "%s/s.tmbpf", dir.path);
 	snprintf(err_path, sizeof(err_path), "%s/stderr.txt", dir.path);
-	tm = start_cmd(argv, NULL, err_path);
-	wait_for_text(err_path, "tmbpf: tracing PID", 30);
-	workload_go(&w);
-	cr_assert_eq(wait_cmd(tm, 60), 0, "tmbpf attach failed:\n%s", slurp(err_path));
+	attach_while_it_runs(&w, argv, NULL, err_path, 60);
 	workload_mark(&w, NULL);
 	for (unsigned k = 1; k < 20; k++) {
 		struct stat st;
@@ -1705,7 +1710,6 @@ Test(growth, exec_ends_the_trace, .timeout = 60)
 	struct tmpdir dir;
 	struct workload w;
 	char *errs, *report;
-	pid_t tm;
 
 	disc_require(py, python, sizeof(python));
 	tmpdir_make(&dir);
@@ -1714,10 +1718,7 @@ Test(growth, exec_ends_the_trace, .timeout = 60)
 	snprintf(base, sizeof(base), "%s/e.tmbpf", dir.path);
 	workload_start(&w, python, "exec", "1");
 	snprintf(pid_s, sizeof(pid_s), "%d", (int)w.p.pid);
-	tm = start_cmd(argv, out, err_path);
-	wait_for_text(err_path, "tmbpf: tracing PID", 30);
-	workload_go(&w);
-	cr_assert_eq(wait_cmd(tm, 30), 0, "tmbpf attach failed:\n%s", slurp(err_path));
+	attach_while_it_runs(&w, argv, out, err_path, 30);
 	errs = slurp(err_path);
 	report = slurp(out);
 	cr_expect(strstr(errs, "exec'd another program: its trace ends"), "%s", errs);
