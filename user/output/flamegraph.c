@@ -30,13 +30,10 @@ static int frame_cmp(const struct tm_snapshot *s, tm_id a, tm_id b)
 	if (a == b)
 		return 0;
 	if (fa->filename != fb->filename) {
-		struct tm_str x = tm_string(s, fa->filename), y = tm_string(s, fb->filename);
-		int c = memcmp(x.data, y.data, x.len < y.len ? x.len : y.len);
+		int c = tm_str_cmp(tm_string(s, fa->filename), tm_string(s, fb->filename));
 
 		if (c)
 			return c;
-		if (x.len != y.len)
-			return x.len < y.len ? -1 : 1;
 	}
 	return (fa->lineno > fb->lineno) - (fa->lineno < fb->lineno);
 }

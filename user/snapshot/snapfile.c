@@ -429,13 +429,10 @@ static int sum_entry_cmp(const struct sum_entry *x, const struct sum_entry *y)
 		return ta->nframe < tb->nframe ? -1 : 1;
 	for (k = 0; k < ta->nframe; k++) {
 		const struct tm_frame *xa = &a->frames[fa[k]], *xb = &b->frames[fb[k]];
-		struct tm_str sa = tm_string(a, xa->filename), sb = tm_string(b, xb->filename);
-		int c = memcmp(sa.data, sb.data, sa.len < sb.len ? sa.len : sb.len);
+		int c = tm_str_cmp(tm_string(a, xa->filename), tm_string(b, xb->filename));
 
 		if (c)
 			return c;
-		if (sa.len != sb.len)
-			return sa.len < sb.len ? -1 : 1;
 		if (xa->lineno != xb->lineno)
 			return xa->lineno < xb->lineno ? -1 : 1;
 	}

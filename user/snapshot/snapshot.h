@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef uint32_t tm_id;                 /* index into one of the intern tables */
 #define TM_ID_NONE UINT32_MAX
@@ -174,6 +175,17 @@ static inline struct tm_str tm_string(const struct tm_snapshot *s, tm_id id)
 	struct tm_str r = { s->str_pool + s->str_off[id],
 			    (uint32_t)(s->str_off[id + 1] - s->str_off[id] - 1) };
 	return r;
+}
+
+/* Python's order of two str: byte order of their UTF-8 (surrogatepass
+ * included) is code point order, and a prefix comes first. <0, 0, >0. */
+static inline int tm_str_cmp(struct tm_str a, struct tm_str b)
+{
+	int c = memcmp(a.data, b.data, a.len < b.len ? a.len : b.len);
+
+	if (c)
+		return c;
+	return (a.len > b.len) - (a.len < b.len);
 }
 static inline const tm_id *tm_traceback_frames(const struct tm_snapshot *s, tm_id tb)
 {

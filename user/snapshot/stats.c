@@ -167,12 +167,8 @@ static tm_id file_slot(struct files *f, struct tm_str s)
 static int str_order(const void *pa, const void *pb, void *ctx)
 {
 	const struct tm_str *str = ctx;
-	struct tm_str a = str[*(const uint32_t *)pa], b = str[*(const uint32_t *)pb];
-	int r = memcmp(a.data, b.data, a.len < b.len ? a.len : b.len);
 
-	if (r)
-		return r;
-	return a.len < b.len ? -1 : a.len > b.len;
+	return tm_str_cmp(str[*(const uint32_t *)pa], str[*(const uint32_t *)pb]);
 }
 
 /* rank[slot] = position of the slot's string in code point order (= byte order
